@@ -1,0 +1,3 @@
+from tunrouter.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The pure packet path: no file descriptors, no clock, no namespaces."""

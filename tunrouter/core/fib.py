@@ -1,0 +1,57 @@
+"""The forwarding table: connected and static routes, longest-prefix match.
+
+Lookups are cached per destination address; the cache is cleared whenever a
+route changes and when it grows past CACHE_MAX, so a scan of many addresses
+costs the full match once each and never unbounded memory.
+"""
+from dataclasses import dataclass
+
+CACHE_MAX = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a destination goes: out of port, to next_hop (None: the destination itself)."""
+    prefix: int               # network as an int
+    prefixlen: int
+    port: int
+    next_hop: bytes | None
+    connected: bool = False
+
+
+class Fib:
+    def __init__(self):
+        self._by_len: dict[int, dict[int, Route]] = {}
+        self._lens: list[int] = []            # prefix lengths present, longest first
+        self._cache: dict[bytes, Route | None] = {}
+
+    def add(self, route: Route) -> None:
+        self._by_len.setdefault(route.prefixlen, {})[route.prefix] = route
+        self._lens = sorted(self._by_len, reverse=True)
+        self._cache.clear()
+
+    def routes(self) -> list[Route]:
+        return [r for n in self._lens for r in self._by_len[n].values()]
+
+    def lookup(self, dst: bytes) -> Route | None:
+        route = self._cache.get(dst, False)
+        if route is not False:
+            return route
+        route = self._match(int.from_bytes(dst, "big"))
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        self._cache[dst] = route
+        return route
+
+    def _match(self, addr: int) -> Route | None:
+        for n in self._lens:
+            mask = (0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF
+            route = self._by_len[n].get(addr & mask)
+            if route is not None:
+                return route
+        return None
+
+    def resolve(self, dst: bytes, via: bytes | None) -> Route | None:
+        """The route a static route 'via' a gateway uses: the connected one reaching it."""
+        r = self._match(int.from_bytes(via or dst, "big"))
+        return r if r is not None and r.connected else None

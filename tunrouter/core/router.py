@@ -1,0 +1,284 @@
+"""Router: the packet path, pure.  No file descriptors, no clock, no namespaces.
+
+The driver calls process() once per frame read and tick() when next_deadline()
+has passed.  Both return the frames to write as (port index, bytes-like).
+The frame is lent for the duration of process(): the router may rewrite it in
+place (TTL) and returns views into it, which the driver writes before it
+reads the next frame; anything kept longer (the ARP queue) is copied.
+
+process() reads top to bottom in the order of the kernel's receive path:
+link layer, ip_rcv_core() checks, local or forward (ip_route_input), TTL,
+MTU, neighbour output.
+"""
+from dataclasses import dataclass
+
+from tunrouter.core.desc import PacketDesc, parse
+from tunrouter.core.fib import Fib, Route
+from tunrouter.core.neigh import NeighbourTable
+from tunrouter.core.port import Kind, PortSpec
+from tunrouter.core.ratelimit import IcmpLimiter
+from tunrouter.core.verdict import Counters, Drop
+from tunrouter.wire import arp, ether, icmp, ipv4, tcp
+from tunrouter.wire.fragment import fragment
+from tunrouter.wire.l4 import l4_csum
+
+# RFC 1812 §4.3.2.3 and the kernel's icmp_send(): an error quotes as much of
+# the offending datagram as fits in a 576-byte reply.
+ICMP_ERROR_MAX = 576
+ICMP_TTL = 64            # net.ipv4.ip_default_ttl
+TOS_PREC_INTERNETCONTROL = 0xC0
+TOS_MASK = 0x1E
+
+
+@dataclass(frozen=True, slots=True)
+class StaticRoute:
+    """A configured route: prefix/len via a gateway, or out of a port directly."""
+    prefix: bytes
+    prefixlen: int
+    via: bytes | None = None
+    port: int | None = None
+
+
+def _is_martian_src(a: bytes) -> bool:
+    # RFC 1812 §5.3.7 and ip_route_input_slow(): 0/8, 127/8, multicast, class E.
+    return a[0] == 0 or a[0] == 127 or a[0] >= 224
+
+
+def _is_martian_dst(a: bytes) -> bool:
+    return a[0] == 0 or a[0] == 127
+
+
+class Router:
+    def __init__(self, ports: list[PortSpec], routes: list[StaticRoute] = ()):
+        self.ports = ports
+        self.counters = Counters(len(ports))
+        self.fib = Fib()
+        self.local = {p.address: p.index for p in ports}
+        self.broadcasts = {p.broadcast for p in ports} | {b"\xff\xff\xff\xff"}
+        for p in ports:
+            self.fib.add(Route(p.network, p.prefixlen, p.index, None, connected=True))
+        for r in routes:
+            self.add_route(r)
+        self.neigh = NeighbourTable({p.index: p.mac for p in ports if p.kind is Kind.TAP},
+                                    {p.index: p.address for p in ports})
+        self.icmp_limit = IcmpLimiter()
+        self._ident = 0
+        self._tap = [p.kind is Kind.TAP for p in ports]
+        self._mtu = [p.mtu for p in ports]
+
+    def add_route(self, r: StaticRoute) -> None:
+        """Install a static route; its gateway must be on a connected network."""
+        prefix = int.from_bytes(r.prefix, "big")
+        mask = (0xFFFFFFFF << (32 - r.prefixlen)) & 0xFFFFFFFF
+        if r.via is not None:
+            gw = self.fib.resolve(r.via, r.via)
+            if gw is None:
+                raise ValueError(f"gateway {ipv4.ntoa(r.via)} is not on a connected network")
+            if r.port is not None and r.port != gw.port:
+                raise ValueError(f"gateway {ipv4.ntoa(r.via)} is not on port {self.ports[r.port].name}")
+            self.fib.add(Route(prefix & mask, r.prefixlen, gw.port, r.via))
+        elif r.port is not None:
+            self.fib.add(Route(prefix & mask, r.prefixlen, r.port, None))
+        else:
+            raise ValueError("a static route needs a gateway or a port")
+
+    # -- the packet path ------------------------------------------------------
+
+    def process(self, in_port: int, frame: memoryview, now: float) -> list:
+        """Handle one frame from in_port; return [(port, frame), ...] to write."""
+        c = self.counters
+        c.rx_packets[in_port] += 1
+        c.rx_bytes[in_port] += len(frame)
+        l2_broadcast = False
+        if self._tap[in_port]:
+            if len(frame) < ether.HLEN:
+                return self._drop(Drop.SHORT)
+            etype = (frame[ether.TYPE] << 8) | frame[ether.TYPE + 1]
+            if etype == ether.ETH_P_ARP:
+                return self._arp(in_port, frame[ether.HLEN:], now)
+            if etype != ether.ETH_P_IP:
+                return self._drop(Drop.NOT_IPV4)
+            if frame[ether.DST:ether.DST + 6] != self.ports[in_port].mac:
+                if not frame[ether.DST] & 1:
+                    return self._drop(Drop.OTHER_HOST)
+                l2_broadcast = True
+            frame = frame[ether.HLEN:]
+        d = parse(frame, in_port)
+        if type(d) is Drop:
+            return self._drop(d)
+        dst = d.dst
+        if dst in self.local:
+            return self._local(d, now)
+        if _is_martian_src(d.src) or _is_martian_dst(dst):
+            return self._drop(Drop.MARTIAN)
+        if l2_broadcast:
+            # ip_forward(): only PACKET_HOST frames are forwarded.
+            return self._drop(Drop.L2_BROADCAST)
+        if dst in self.broadcasts or dst[0] >= 224:
+            return self._drop(Drop.BROADCAST)
+        route = self.fib.lookup(dst)
+        if route is None:
+            return self._error(d, Drop.NO_ROUTE, icmp.DEST_UNREACH, icmp.NET_UNREACH, 0, now)
+        if d.ttl <= 1:
+            return self._error(d, Drop.TTL_EXCEEDED, icmp.TIME_EXCEEDED, icmp.EXC_TTL, 0, now)
+        buf = d.buf
+        mtu = self._mtu[route.port]
+        if len(buf) > mtu and d.frag & ipv4.FLAG_DF:
+            return self._error(d, Drop.FRAG_NEEDED, icmp.DEST_UNREACH, icmp.FRAG_NEEDED, mtu, now)
+        ipv4.dec_ttl(buf)
+        c.forwarded += 1
+        if len(buf) > mtu:
+            out = []
+            for piece in fragment(buf, mtu):
+                c.fragments_out += 1
+                self._send(route, dst, piece, now, out)
+            return out
+        if not self._tap[route.port]:
+            return [(route.port, buf)]
+        out = []
+        self.neigh.resolve(route.port, route.next_hop or dst, buf, now, out, self._queue_full)
+        return out
+
+    def tick(self, now: float) -> list:
+        """Run timers due at now: ARP retries and aging.  Returns frames to write."""
+        out, failed = [], []
+        self.neigh.tick(now, out, failed)
+        for port, packet in failed:
+            self.counters.drops[Drop.NEIGH_FAILED] += 1
+            d = parse(memoryview(packet), port)
+            if type(d) is not Drop:
+                self._icmp_error(d, icmp.DEST_UNREACH, icmp.HOST_UNREACH, 0, now, out)
+        return out
+
+    def next_deadline(self) -> float:
+        return self.neigh.deadline
+
+    # -- pieces of the path ---------------------------------------------------
+
+    def _drop(self, reason: Drop) -> list:
+        self.counters.drops[reason] += 1
+        return []
+
+    def _queue_full(self) -> None:
+        self.counters.drops[Drop.NEIGH_QUEUE_FULL] += 1
+
+    def _error(self, d: PacketDesc, reason: Drop, icmp_type: int, code: int, rest: int,
+               now: float) -> list:
+        """Drop d for reason and answer its source with an ICMP error."""
+        self.counters.drops[reason] += 1
+        out = []
+        self._icmp_error(d, icmp_type, code, rest, now, out)
+        return out
+
+    def _send(self, route: Route, dst: bytes, packet, now: float, out: list) -> None:
+        if self._tap[route.port]:
+            self.neigh.resolve(route.port, route.next_hop or dst, packet, now, out,
+                               self._queue_full)
+        else:
+            out.append((route.port, packet))
+
+    def _originate(self, src: bytes, dst: bytes, proto: int, tos: int, payload: bytes,
+                   now: float, out: list) -> None:
+        """Send a packet the router itself makes (ICMP, RST) towards dst."""
+        route = self.fib.lookup(dst)
+        if route is None:
+            return
+        self._ident = (self._ident + 1) & 0xFFFF
+        packet = ipv4.emit(tos, self._ident, 0, ICMP_TTL, proto, src, dst, payload)
+        if len(packet) > self._mtu[route.port]:
+            pieces = fragment(packet, self._mtu[route.port])
+        else:
+            pieces = [packet]
+        for piece in pieces:
+            self._send(route, dst, piece, now, out)
+
+    def _icmp_error(self, d: PacketDesc, icmp_type: int, code: int, rest: int, now: float,
+                    out: list) -> None:
+        """RFC 1812 §4.3.2.7 and the kernel's icmp_send(): when not to answer, then answer.
+
+        Never about a non-first fragment, an ICMP error (or an ICMP message too
+        short to tell), or a packet from a non-unicast source; rate-limited per
+        destination except fragmentation-needed.
+        """
+        if d.frag & ipv4.OFFSET_MASK:
+            return
+        if d.proto == ipv4.PROTO_ICMP:
+            if len(d.buf) <= d.hlen or d.buf[d.hlen] in icmp.ERRORS:
+                return
+        src = d.src
+        if _is_martian_src(src) or src in self.broadcasts:
+            return
+        if not (icmp_type == icmp.DEST_UNREACH and code == icmp.FRAG_NEEDED):
+            if not self.icmp_limit.allow(src, now):
+                self.counters.icmp_ratelimited += 1
+                return
+        route = self.fib.lookup(src)
+        if route is None:
+            return
+        quote = d.buf[:ICMP_ERROR_MAX - ipv4.MIN_HLEN - icmp.HLEN]
+        msg = icmp.emit(icmp_type, code, rest, quote)
+        tos = (d.tos & TOS_MASK) | TOS_PREC_INTERNETCONTROL
+        self.counters.icmp_sent += 1
+        self._originate(self.ports[route.port].address, src, ipv4.PROTO_ICMP, tos, msg, now, out)
+
+    def _local(self, d: PacketDesc, now: float) -> list:
+        """A packet for one of the router's own addresses (any port: weak host model)."""
+        if d.is_fragment:
+            return self._drop(Drop.FRAGMENT)
+        if _is_martian_src(d.src):
+            return self._drop(Drop.MARTIAN)
+        self.counters.local += 1
+        out = []
+        payload = d.payload
+        if d.proto == ipv4.PROTO_ICMP:
+            if len(payload) >= icmp.HLEN and payload[0] == icmp.ECHO_REQUEST:
+                # icmp_echo(): same code, identifier, sequence and data.
+                msg = icmp.emit(icmp.ECHO_REPLY, payload[1],
+                                int.from_bytes(payload[4:8], "big"), payload[8:])
+                self.counters.icmp_sent += 1
+                self._originate(d.dst, d.src, ipv4.PROTO_ICMP, d.tos, msg, now, out)
+        elif d.proto == ipv4.PROTO_UDP:
+            self._icmp_error(d, icmp.DEST_UNREACH, icmp.PORT_UNREACH, 0, now, out)
+        elif d.proto == ipv4.PROTO_TCP:
+            self._tcp_reset(d, now, out)
+        else:
+            self._icmp_error(d, icmp.DEST_UNREACH, icmp.PROT_UNREACH, 0, now, out)
+        return out
+
+    def _tcp_reset(self, d: PacketDesc, now: float, out: list) -> None:
+        """Refuse a TCP segment to the router as tcp_v4_send_reset() does."""
+        seg = d.payload
+        if len(seg) < tcp.MIN_HLEN:
+            return
+        sport, dport, seq, ack_no, off, flags, _w, _c, _u = tcp.HEADER.unpack_from(seg)
+        if flags & tcp.RST:
+            return
+        if flags & tcp.ACK:
+            rst_seq, rst_ack, rst_flags = ack_no, 0, tcp.RST
+        else:
+            data_len = len(seg) - ((off >> 4) << 2)
+            rst_seq = 0
+            rst_ack = (seq + data_len + bool(flags & tcp.SYN) + bool(flags & tcp.FIN)) & 0xFFFFFFFF
+            rst_flags = tcp.RST | tcp.ACK
+        hdr = bytearray(tcp.HEADER.pack(dport, sport, rst_seq, rst_ack, 5 << 4, rst_flags, 0, 0, 0))
+        hdr[tcp.CHECKSUM:tcp.CHECKSUM + 2] = l4_csum(d.dst, d.src, ipv4.PROTO_TCP, hdr).to_bytes(2, "big")
+        self._originate(d.dst, d.src, ipv4.PROTO_TCP, 0, bytes(hdr), now, out)
+
+    def _arp(self, port: int, body: memoryview, now: float) -> list:
+        """Answer requests for our address on this port; learn senders (arp_process)."""
+        parsed = arp.parse(body)
+        if parsed is None:
+            return self._drop(Drop.BAD_ARP)
+        op, sha, spa, _tha, tpa = parsed
+        me = self.ports[port]
+        if ether.is_multicast(sha) or spa == b"\0\0\0\0" and op != arp.OP_REQUEST:
+            return self._drop(Drop.BAD_ARP)
+        self.counters.arp += 1
+        out = []
+        for_us = tpa == me.address
+        if spa != b"\0\0\0\0":
+            self.neigh.learn(port, spa, sha, now, out, create=for_us)
+        if op == arp.OP_REQUEST and for_us:
+            reply = arp.emit(arp.OP_REPLY, me.mac, me.address, sha, spa)
+            out.append((port, ether.header(sha, me.mac, ether.ETH_P_ARP) + reply))
+        return out

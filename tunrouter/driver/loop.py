@@ -1,0 +1,110 @@
+"""The event loop: epoll over the devices and the control socket, one clock read per wakeup.
+
+Reads are non-blocking and taken in batches of up to BATCH frames per device
+per wakeup into one reused buffer; every frame the core returns is written
+before the next read reuses that buffer.
+"""
+import errno
+import logging
+import os
+import select
+import time
+
+from tunrouter.core.router import Router
+from tunrouter.core.verdict import Drop
+from tunrouter.driver.control import ControlServer
+
+BATCH = 64
+BUFSIZE = 65536 + 64          # a 64 KiB datagram plus the largest link header
+
+log = logging.getLogger("tunrouter.loop")
+
+
+class Loop:
+    def __init__(self, router: Router, fds: list[int], control: ControlServer | None,
+                 wakeup_fd: int | None = None, clock=time.monotonic):
+        self.router = router
+        self.fds = fds
+        self.control = control
+        self.wakeup_fd = wakeup_fd
+        self.clock = clock
+        self.stopping = False
+        self._internal_logged = False
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def run(self) -> None:
+        router, fds, clock = self.router, self.fds, self.clock
+        ep = select.epoll()
+        port_of = {fd: i for i, fd in enumerate(fds)}
+        for fd in fds:
+            ep.register(fd, select.EPOLLIN)
+        ctl = self.control
+        if ctl is not None:
+            ep.register(ctl.fileno(), select.EPOLLIN)
+        if self.wakeup_fd is not None:
+            ep.register(self.wakeup_fd, select.EPOLLIN)
+        buf = bytearray(BUFSIZE)
+        view = memoryview(buf)
+        readv, process, write = os.readv, router.process, self._write
+        bufs = [buf]
+        try:
+            while not self.stopping:
+                timeout = router.next_deadline() - clock()
+                events = ep.poll(min(max(timeout, 0.0), 1.0))
+                now = clock()
+                for fd, _ev in events:
+                    port = port_of.get(fd)
+                    if port is not None:
+                        for _ in range(BATCH):
+                            try:
+                                n = readv(fd, bufs)
+                            except BlockingIOError:
+                                break
+                            try:
+                                out = process(port, view[:n], now)
+                            except Exception:
+                                self._internal()
+                                continue
+                            for p, frame in out:
+                                write(p, frame)
+                    elif ctl is not None and fd == ctl.fileno():
+                        conn = ctl.accept()
+                        if conn is not None:
+                            ep.register(conn.fileno(), select.EPOLLIN)
+                    elif ctl is not None and ctl.owns(fd):
+                        if ctl.readable(fd):
+                            ep.unregister(fd)
+                            ctl.drop(fd)
+                    elif fd == self.wakeup_fd:
+                        os.read(fd, 512)
+                if now >= router.next_deadline():
+                    try:
+                        out = router.tick(now)
+                    except Exception:
+                        self._internal()
+                        out = []
+                    for p, frame in out:
+                        write(p, frame)
+        finally:
+            ep.close()
+
+    def _write(self, port: int, frame) -> None:
+        c = self.router.counters
+        try:
+            os.write(self.fds[port], frame)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.EIO, errno.EINVAL, errno.EMSGSIZE):
+                raise
+            c.drops[Drop.WRITE_FAILED] += 1
+            return
+        c.tx_packets[port] += 1
+        c.tx_bytes[port] += len(frame)
+
+    def _internal(self) -> None:
+        self.router.counters.drops[Drop.INTERNAL] += 1
+        if not self._internal_logged:
+            self._internal_logged = True
+            log.exception("internal error while processing a packet (counted as 'internal'; "
+                          "logged once)")

@@ -1,0 +1,79 @@
+"""`tunrouter run`: check, open the devices, serve until SIGINT/SIGTERM, close everything."""
+import logging
+import os
+import signal
+import socket
+
+from tunrouter import __version__
+from tunrouter.config import RouterConfig, build_router
+from tunrouter.driver import devices as devmod
+from tunrouter.driver.control import ControlServer
+from tunrouter.driver.loop import Loop
+
+log = logging.getLogger("tunrouter")
+
+
+def serve(cfg: RouterConfig) -> None:
+    """Run the router described by cfg in the foreground.
+
+    Order matters for "loses nothing": everything checkable is checked
+    (config, root, namespaces, device names, the control socket) before the
+    first device exists, and every device is closed, so removed, on the way out.
+    """
+    router = build_router(cfg)
+    devmod.preflight(cfg)
+    control = ControlServer(cfg.control, {})
+    try:
+        devices = devmod.open_devices(cfg)
+    except BaseException:
+        control.close()
+        raise
+    for d in devices:
+        i = d.iface
+        log.info("port %s: %s device %s in namespace %s, address %s/%d, mtu %d",
+                 i.name, i.kind.value, i.device, i.netns, ".".join(map(str, i.address)),
+                 i.prefixlen, i.mtu)
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    wsock.setblocking(False)
+    loop = Loop(router, [d.fd for d in devices], control, rsock.fileno())
+    names = [i.name for i in cfg.interfaces]
+    control.handlers.update({
+        "ping": lambda req: {"router": cfg.name, "version": __version__, "pid": os.getpid()},
+        "stats": lambda req: router.counters.snapshot(names),
+        "routes": lambda req: [_route_row(router, r) for r in router.fib.routes()],
+        "neighbours": lambda req: [_neigh_row(router, n) for n in router.neigh.entries()],
+    })
+
+    def on_signal(signum, _frame):
+        log.info("%s: stopping", signal.Signals(signum).name)
+        loop.stop()
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_wakeup = signal.set_wakeup_fd(wsock.fileno())
+    log.info("router %s up: %d ports, control socket %s", cfg.name, len(devices), cfg.control)
+    try:
+        loop.run()
+    finally:
+        signal.set_wakeup_fd(old_wakeup)
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        for d in devices:
+            d.close()
+        control.close()
+        rsock.close()
+        wsock.close()
+        log.info("router %s down: devices removed", cfg.name)
+
+
+def _route_row(router, r) -> dict:
+    net = r.prefix.to_bytes(4, "big")
+    return {"dst": "%d.%d.%d.%d/%d" % (*net, r.prefixlen),
+            "via": "%d.%d.%d.%d" % tuple(r.next_hop) if r.next_hop else None,
+            "port": router.ports[r.port].name, "connected": r.connected}
+
+
+def _neigh_row(router, n) -> dict:
+    return {"port": router.ports[n.port].name, "ip": "%d.%d.%d.%d" % tuple(n.ip),
+            "mac": ":".join("%02x" % b for b in n.mac) if n.mac else None,
+            "state": n.state.value, "queued": len(n.queue)}

@@ -1,0 +1,1 @@
+"""Bytes <-> fields.  No state, no I/O: offsets, struct codecs and checksums."""
