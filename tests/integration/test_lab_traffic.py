@@ -77,3 +77,11 @@ def test_stats_count_what_passed(home):
 def test_lab_exec_runs_in_the_host_namespace(home):
     out = tunrouter("lab", "exec", home.name, "h2", "--", "ip", "-br", "addr", "show", "eth0").stdout
     assert "10.2.0.2/24" in out
+
+
+@pytest.mark.parametrize("dst", ["10.2.0.2", "10.1.0.1"], ids=["across", "to-router"])
+def test_ping_of_4000_bytes_arrives_whole_and_back(home, dst):
+    out = home.run("h1", "ping", "-c", "2", "-W", "2", "-s", "4000", dst).stdout
+    assert "4008 bytes from" in out and " 0% packet loss" in out, out
+    s = json.loads(tunrouter("stats", "--lab", home.name, "--json").stdout)
+    assert s["reassembly"]["ReasmOKs"] >= 2

@@ -13,6 +13,12 @@ def stats(router: str, s: dict) -> str:
                        ("arp", "arp"), ("icmp_sent", "icmp sent"),
                        ("icmp_ratelimited", "icmp rate-limited"), ("fragments_out", "fragments made")):
         lines.append(f"  {label:<30}{s[key]:>14}")
+    r = s["reassembly"]
+    lines += ["", "Reassembly"]
+    for key, label in (("ReasmReqds", "fragments received"), ("ReasmOKs", "datagrams reassembled"),
+                       ("ReasmFails", "datagrams given up"), ("ReasmTimeout", "timed out"),
+                       ("queues", "in progress"), ("mem", "memory in use (bytes)")):
+        lines.append(f"  {label:<30}{r[key]:>14}")
     lines += ["", "Drops"]
     for reason, n in s["drops"].items():
         lines.append(f"  {reason:<30}{n:>14}")

@@ -7,11 +7,12 @@ place (TTL) and returns views into it, which the driver writes before it
 reads the next frame; anything kept longer (the ARP queue) is copied.
 
 process() reads top to bottom in the order of the kernel's receive path:
-link layer, ip_rcv_core() checks, local or forward (ip_route_input), TTL,
-MTU, neighbour output.
+link layer, ip_rcv_core() checks, reassembly (nf_defrag_ipv4), local or
+forward (ip_route_input), TTL, MTU, neighbour output.
 """
 from dataclasses import dataclass
 
+from tunrouter.core import defrag
 from tunrouter.core.desc import PacketDesc, parse
 from tunrouter.core.fib import Fib, Route
 from tunrouter.core.neigh import NeighbourTable
@@ -28,6 +29,8 @@ ICMP_ERROR_MAX = 576
 ICMP_TTL = 64            # net.ipv4.ip_default_ttl
 TOS_PREC_INTERNETCONTROL = 0xC0
 TOS_MASK = 0x1E
+_FRAGMENTED = ipv4.FLAG_MF | ipv4.OFFSET_MASK
+_DEFRAG_DROPS = {label: Drop[label.upper().replace("-", "_")] for label in defrag.REASONS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class Router:
         self.neigh = NeighbourTable({p.index: p.mac for p in ports if p.kind is Kind.TAP},
                                     {p.index: p.address for p in ports})
         self.icmp_limit = IcmpLimiter()
+        self.defrag = defrag.Defrag()
         self._ident = 0
         self._tap = [p.kind is Kind.TAP for p in ports]
         self._mtu = [p.mtu for p in ports]
@@ -106,6 +110,15 @@ class Router:
         d = parse(frame, in_port)
         if type(d) is Drop:
             return self._drop(d)
+        frag_max = 0
+        if d.frag & _FRAGMENTED:
+            whole = self.defrag.push(d, now)
+            if whole is None:
+                return []
+            if type(whole) is str:
+                return self._drop(_DEFRAG_DROPS[whole])
+            d = parse(memoryview(whole.packet), in_port)
+            frag_max = whole.frag_max_size
         dst = d.dst
         if dst in self.local:
             return self._local(d, now)
@@ -122,14 +135,21 @@ class Router:
         if d.ttl <= 1:
             return self._error(d, Drop.TTL_EXCEEDED, icmp.TIME_EXCEEDED, icmp.EXC_TTL, 0, now)
         buf = d.buf
-        mtu = self._mtu[route.port]
-        if len(buf) > mtu and d.frag & ipv4.FLAG_DF:
+        mtu = limit = self._mtu[route.port]
+        # ip_exceeds_mtu(): a datagram reassembled here is judged by its largest
+        # fragment, and leaves in pieces no larger (ip_do_fragment).
+        if frag_max:
+            too_big = frag_max > mtu
+            limit = min(mtu, frag_max)
+        else:
+            too_big = len(buf) > mtu
+        if too_big and d.frag & ipv4.FLAG_DF:
             return self._error(d, Drop.FRAG_NEEDED, icmp.DEST_UNREACH, icmp.FRAG_NEEDED, mtu, now)
         ipv4.dec_ttl(buf)
         c.forwarded += 1
-        if len(buf) > mtu:
+        if len(buf) > limit:
             out = []
-            for piece in fragment(buf, mtu):
+            for piece in fragment(buf, limit):
                 c.fragments_out += 1
                 self._send(route, dst, piece, now, out)
             return out
@@ -140,18 +160,28 @@ class Router:
         return out
 
     def tick(self, now: float) -> list:
-        """Run timers due at now: ARP retries and aging.  Returns frames to write."""
+        """Run timers due at now: ARP retries and aging, reassembly timeouts.
+
+        Returns frames to write.
+        """
         out, failed = [], []
-        self.neigh.tick(now, out, failed)
+        if self.neigh.deadline <= now:
+            self.neigh.tick(now, out, failed)
         for port, packet in failed:
             self.counters.drops[Drop.NEIGH_FAILED] += 1
             d = parse(memoryview(packet), port)
             if type(d) is not Drop:
                 self._icmp_error(d, icmp.DEST_UNREACH, icmp.HOST_UNREACH, 0, now, out)
+        for t in self.defrag.expire(now):
+            # ip_expire(): only the datagram's destination reports the timeout
+            # (RFC 792); a router stays silent about transit datagrams.
+            head = parse(memoryview(bytearray(t.head)), t.in_port)
+            if type(head) is not Drop and head.dst in self.local:
+                self._icmp_error(head, icmp.TIME_EXCEEDED, icmp.EXC_FRAGTIME, 0, now, out)
         return out
 
     def next_deadline(self) -> float:
-        return self.neigh.deadline
+        return min(self.neigh.deadline, self.defrag.next_deadline())
 
     # -- pieces of the path ---------------------------------------------------
 
@@ -223,8 +253,6 @@ class Router:
 
     def _local(self, d: PacketDesc, now: float) -> list:
         """A packet for one of the router's own addresses (any port: weak host model)."""
-        if d.is_fragment:
-            return self._drop(Drop.FRAGMENT)
         if _is_martian_src(d.src):
             return self._drop(Drop.MARTIAN)
         self.counters.local += 1

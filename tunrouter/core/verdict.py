@@ -18,7 +18,13 @@ class Drop(enum.IntEnum):
     TTL_EXCEEDED = enum.auto()
     NO_ROUTE = enum.auto()
     FRAG_NEEDED = enum.auto()      # larger than the egress MTU with DF set
-    FRAGMENT = enum.auto()         # a fragment addressed to the router itself: not reassembled
+    FRAG_NO_MEM = enum.auto()      # reassembly memory above ipfrag_high_thresh: fragment refused
+    FRAG_DUP = enum.auto()         # a fragment inside data already held (harmless duplicate)
+    FRAG_OVERLAP = enum.auto()     # overlaps data already held: the whole datagram is dropped
+    FRAG_CORRUPT = enum.auto()     # contradicts the datagram's known end: the datagram is dropped
+    FRAG_EMPTY = enum.auto()       # a fragment carrying no data
+    FRAG_OVERSIZE = enum.auto()    # fragments add up to more than 65,535 bytes (ping of death)
+    FRAG_ECN = enum.auto()         # Not-ECT fragments mixed with ECN-capable ones (RFC 3168 §5.3)
     NEIGH_FAILED = enum.auto()     # ARP resolution of the next hop timed out
     NEIGH_QUEUE_FULL = enum.auto() # too many packets waiting for one neighbour
     WRITE_FAILED = enum.auto()     # the device would not take the frame

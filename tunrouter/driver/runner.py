@@ -40,7 +40,8 @@ def serve(cfg: RouterConfig) -> None:
     names = [i.name for i in cfg.interfaces]
     control.handlers.update({
         "ping": lambda req: {"router": cfg.name, "version": __version__, "pid": os.getpid()},
-        "stats": lambda req: router.counters.snapshot(names),
+        "stats": lambda req: {**router.counters.snapshot(names),
+                              "reassembly": router.defrag.snapshot()},
         "routes": lambda req: [_route_row(router, r) for r in router.fib.routes()],
         "neighbours": lambda req: [_neigh_row(router, n) for n in router.neigh.entries()],
     })

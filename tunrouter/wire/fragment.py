@@ -34,12 +34,15 @@ def fragment(packet: bytes | memoryview, mtu: int) -> list[bytes]:
     """Split an IPv4 packet (DF clear) into fragments of at most mtu bytes.
 
     Works on a packet that is itself a fragment: offsets continue from its
-    own, and only the last piece keeps its MF flag.
+    own, and only the last piece keeps its MF flag.  A DF flag on the packet
+    (a datagram reassembled from DF fragments) stays on every piece, as
+    ip_do_fragment() does for IPSKB_FRAG_PMTU.
     """
     hlen = (packet[0] & 0x0F) << 2
     frag_word = (packet[ipv4.FLAGS_FRAG] << 8) | packet[ipv4.FLAGS_FRAG + 1]
     base_off = (frag_word & ipv4.OFFSET_MASK) * 8
     last_mf = frag_word & ipv4.FLAG_MF
+    df = frag_word & ipv4.FLAG_DF
     first_head = bytes(packet[:hlen])
     later_head = first_head[:ipv4.MIN_HLEN] + copied_options(packet[ipv4.MIN_HLEN:hlen])
     payload = packet[hlen:]
@@ -52,7 +55,7 @@ def fragment(packet: bytes | memoryview, mtu: int) -> list[bytes]:
             raise ValueError(f"MTU {mtu} leaves no room for data after a {len(head)}-byte header")
         chunk = payload[pos:pos + room]
         more = pos + len(chunk) < len(payload)
-        word = ((base_off + pos) >> 3) | (ipv4.FLAG_MF if more or last_mf else 0)
+        word = ((base_off + pos) >> 3) | (ipv4.FLAG_MF if more or last_mf else 0) | df
         h = bytearray(head)
         h[0] = 0x40 | (len(head) >> 2)
         h[ipv4.TOTAL_LEN:ipv4.TOTAL_LEN + 2] = (len(head) + len(chunk)).to_bytes(2, "big")

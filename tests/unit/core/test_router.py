@@ -1,6 +1,6 @@
 """The core's packet path driven with crafted frames: forwarding, ICMP, ARP, drops."""
 import pytest
-from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw, raw
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw, fragment, raw
 
 from packets import (H1, H2, H2_MAC, LAN_TAP, LAN_TUN, R_LAN, R_TAP, R_WAN, ROUTER_MAC, SRV, WAN,
                      arp_reply_from, eth_to_router, frame, icmp_echo, ip_bytes, make_router,
@@ -8,6 +8,7 @@ from packets import (H1, H2, H2_MAC, LAN_TAP, LAN_TUN, R_LAN, R_TAP, R_WAN, ROUT
 from tunrouter.core import neigh
 from tunrouter.core.verdict import Drop
 from tunrouter.wire.checksum import csum, csum_ok
+from tunrouter.wire.fragment import fragment as split
 
 
 def only(out):
@@ -164,10 +165,60 @@ def test_other_protocol_to_router_gets_protocol_unreachable():
     assert (parse_out(out)[ICMP].type, parse_out(out)[ICMP].code) == (3, 2)
 
 
-def test_fragment_to_router_is_dropped_without_reassembly():
+def fragments_of(pkt, size):
+    return [frame(f) for f in fragment(pkt, fragsize=size)]
+
+
+def test_fragmented_echo_to_router_is_reassembled_and_answered():
     r = make_router()
-    assert r.process(LAN_TUN, frame(IP(src=H1, dst=R_LAN, flags="MF") / ICMP() / Raw(b"x" * 8)), 0.0) == []
-    assert r.counters.drops[Drop.FRAGMENT] == 1
+    pieces = fragments_of(IP(src=H1, dst=R_LAN, id=5) / ICMP(id=1, seq=1) / Raw(b"z" * 3000), 1000)
+    outs = [r.process(LAN_TUN, f, 0.0) for f in pieces]
+    assert outs[:-1] == [[]] * (len(pieces) - 1)
+    # the reply (3028 bytes) leaves in pieces that fit the 1500-byte link
+    reply = b"".join(bytes(parse_out(f).payload) for _, f in outs[-1])
+    assert [len(f) <= 1500 for _, f in outs[-1]] == [True, True, True]
+    assert ICMP(reply).type == 0 and bytes(ICMP(reply).payload) == b"z" * 3000
+
+
+def test_forwarded_fragments_leave_no_larger_than_they_came():
+    r = make_router()
+    pkt = IP(src=H1, dst=SRV, id=9) / ICMP() / Raw(bytes(range(256)) * 16)
+    pieces = fragments_of(pkt, 600)
+    out = [o for f in pieces for o in r.process(LAN_TUN, f, 0.0)]
+    assert all(port == WAN for port, _ in out)
+    largest_in = max(len(f) for f in pieces)
+    assert max(len(f) for _, f in out) <= largest_in
+    data = b"".join(bytes(parse_out(f).payload) for _, f in sorted(out, key=lambda o: parse_out(o[1]).frag))
+    assert data == raw(pkt)[20:]
+    assert all(parse_out(f).ttl == 63 for _, f in out)
+
+
+def test_reassembled_df_datagram_wider_than_the_link_gets_frag_needed():
+    r = make_router(mtu_wan=1280)
+    pkt = IP(src=H1, dst=SRV, id=3, flags="DF") / UDP() / Raw(b"q" * 2500)
+    pieces = [memoryview(bytearray(p)) for p in split(raw(pkt), 1400)]   # DF on every piece
+    out = [o for f in pieces for o in r.process(LAN_TUN, f, 0.0)]
+    err = parse_out(only(out)[1])
+    assert (err[ICMP].type, err[ICMP].code, err[ICMP].nexthopmtu) == (3, 4, 1280)
+
+
+def test_overlapping_fragments_drop_the_datagram():
+    r = make_router()
+    a = frame(IP(src=H1, dst=SRV, id=4, flags="MF", frag=0, proto=17) / Raw(b"a" * 24))
+    b = frame(IP(src=H1, dst=SRV, id=4, frag=2, proto=17) / Raw(b"b" * 24))
+    assert r.process(LAN_TUN, a, 0.0) == [] and r.process(LAN_TUN, b, 0.0) == []
+    assert r.counters.drops[Drop.FRAG_OVERLAP] == 1
+
+
+def test_reassembly_timeout_answers_only_for_the_routers_own_address():
+    r = make_router()
+    r.process(LAN_TUN, frame(IP(src=H1, dst=R_LAN, id=1, flags="MF") / Raw(b"x" * 64)), 0.0)
+    r.process(LAN_TUN, frame(IP(src=H1, dst=SRV, id=2, flags="MF") / Raw(b"y" * 64)), 0.0)
+    assert r.next_deadline() == 30.0
+    port, out = only(r.tick(30.0))
+    err = parse_out(out)
+    assert (port, err.src, err.dst, err[ICMP].type, err[ICMP].code) == (LAN_TUN, R_LAN, H1, 11, 1)
+    assert r.next_deadline() == float("inf")
 
 
 # -- what is never forwarded ------------------------------------------------------
