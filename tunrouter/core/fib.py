@@ -1,12 +1,9 @@
 """The forwarding table: connected and static routes, longest-prefix match.
 
-Lookups are cached per destination address; the cache is cleared whenever a
-route changes and when it grows past CACHE_MAX, so a scan of many addresses
-costs the full match once each and never unbounded memory.
+A lookup probes one dict per prefix length present, longest first.  The
+router caches the result per destination for forwarded traffic.
 """
 from dataclasses import dataclass
-
-CACHE_MAX = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,25 +20,16 @@ class Fib:
     def __init__(self):
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []            # prefix lengths present, longest first
-        self._cache: dict[bytes, Route | None] = {}
 
     def add(self, route: Route) -> None:
         self._by_len.setdefault(route.prefixlen, {})[route.prefix] = route
         self._lens = sorted(self._by_len, reverse=True)
-        self._cache.clear()
 
     def routes(self) -> list[Route]:
         return [r for n in self._lens for r in self._by_len[n].values()]
 
     def lookup(self, dst: bytes) -> Route | None:
-        route = self._cache.get(dst, False)
-        if route is not False:
-            return route
-        route = self._match(int.from_bytes(dst, "big"))
-        if len(self._cache) >= CACHE_MAX:
-            self._cache.clear()
-        self._cache[dst] = route
-        return route
+        return self._match(int.from_bytes(dst, "big"))
 
     def _match(self, addr: int) -> Route | None:
         for n in self._lens:

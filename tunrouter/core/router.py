@@ -42,13 +42,11 @@ class StaticRoute:
     port: int | None = None
 
 
-def _is_martian_src(a: bytes) -> bool:
-    # RFC 1812 §5.3.7 and ip_route_input_slow(): 0/8, 127/8, multicast, class E.
-    return a[0] == 0 or a[0] == 127 or a[0] >= 224
-
-
-def _is_martian_dst(a: bytes) -> bool:
-    return a[0] == 0 or a[0] == 127
+# By first octet.  RFC 1812 §5.3.7 and ip_route_input_slow(): no router forwards
+# from 0/8, 127/8, multicast or class E, nor to 0/8 or 127/8.
+_MARTIAN_SRC = bytes(o == 0 or o == 127 or o >= 224 for o in range(256))
+_MARTIAN_DST = bytes(o == 0 or o == 127 for o in range(256))
+FORWARD_CACHE_MAX = 65536     # destinations; cleared whole when full, rebuilt on demand
 
 
 class Router:
@@ -58,6 +56,7 @@ class Router:
         self.fib = Fib()
         self.local = {p.address: p.index for p in ports}
         self.broadcasts = {p.broadcast for p in ports} | {b"\xff\xff\xff\xff"}
+        self._forwardable: dict[bytes, Route] = {}
         for p in ports:
             self.fib.add(Route(p.network, p.prefixlen, p.index, None, connected=True))
         for r in routes:
@@ -72,6 +71,7 @@ class Router:
 
     def add_route(self, r: StaticRoute) -> None:
         """Install a static route; its gateway must be on a connected network."""
+        self._forwardable.clear()
         prefix = int.from_bytes(r.prefix, "big")
         mask = (0xFFFFFFFF << (32 - r.prefixlen)) & 0xFFFFFFFF
         if r.via is not None:
@@ -120,18 +120,15 @@ class Router:
             d = parse(memoryview(whole.packet), in_port)
             frag_max = whole.frag_max_size
         dst = d.dst
-        if dst in self.local:
-            return self._local(d, now)
-        if _is_martian_src(d.src) or _is_martian_dst(dst):
-            return self._drop(Drop.MARTIAN)
-        if l2_broadcast:
-            # ip_forward(): only PACKET_HOST frames are forwarded.
-            return self._drop(Drop.L2_BROADCAST)
-        if dst in self.broadcasts or dst[0] >= 224:
-            return self._drop(Drop.BROADCAST)
-        route = self.fib.lookup(dst)
+        route = self._forwardable.get(dst)
         if route is None:
-            return self._error(d, Drop.NO_ROUTE, icmp.DEST_UNREACH, icmp.NET_UNREACH, 0, now)
+            route = self._classify(d, l2_broadcast, now)
+            if type(route) is list:
+                return route
+        elif _MARTIAN_SRC[d.src[0]]:
+            return self._drop(Drop.MARTIAN)
+        elif l2_broadcast:
+            return self._drop(Drop.L2_BROADCAST)
         if d.ttl <= 1:
             return self._error(d, Drop.TTL_EXCEEDED, icmp.TIME_EXCEEDED, icmp.EXC_TTL, 0, now)
         buf = d.buf
@@ -158,6 +155,32 @@ class Router:
         out = []
         self.neigh.resolve(route.port, route.next_hop or dst, buf, now, out, self._queue_full)
         return out
+
+    def _classify(self, d: PacketDesc, l2_broadcast: bool, now: float) -> Route | list:
+        """Where a destination not yet in the forwarding cache goes.
+
+        Returns the route to forward by, or the frames that answer the packet
+        (local delivery, errors, drops).  Only unicast destinations with a
+        route are cached, so a cache hit skips every check below but the
+        per-packet ones (martian source, link-layer broadcast).
+        """
+        dst = d.dst
+        if dst in self.local:
+            return self._local(d, now)
+        if _MARTIAN_SRC[d.src[0]] or _MARTIAN_DST[dst[0]]:
+            return self._drop(Drop.MARTIAN)
+        if l2_broadcast:
+            # ip_forward(): only PACKET_HOST frames are forwarded.
+            return self._drop(Drop.L2_BROADCAST)
+        if dst in self.broadcasts or dst[0] >= 224:
+            return self._drop(Drop.BROADCAST)
+        route = self.fib.lookup(dst)
+        if route is None:
+            return self._error(d, Drop.NO_ROUTE, icmp.DEST_UNREACH, icmp.NET_UNREACH, 0, now)
+        if len(self._forwardable) >= FORWARD_CACHE_MAX:
+            self._forwardable.clear()
+        self._forwardable[dst] = route
+        return route
 
     def tick(self, now: float) -> list:
         """Run timers due at now: ARP retries and aging, reassembly timeouts.
@@ -236,7 +259,7 @@ class Router:
             if len(d.buf) <= d.hlen or d.buf[d.hlen] in icmp.ERRORS:
                 return
         src = d.src
-        if _is_martian_src(src) or src in self.broadcasts:
+        if _MARTIAN_SRC[src[0]] or src in self.broadcasts:
             return
         if not (icmp_type == icmp.DEST_UNREACH and code == icmp.FRAG_NEEDED):
             if not self.icmp_limit.allow(src, now):
@@ -253,7 +276,7 @@ class Router:
 
     def _local(self, d: PacketDesc, now: float) -> list:
         """A packet for one of the router's own addresses (any port: weak host model)."""
-        if _is_martian_src(d.src):
+        if _MARTIAN_SRC[d.src[0]]:
             return self._drop(Drop.MARTIAN)
         self.counters.local += 1
         out = []

@@ -47,7 +47,7 @@ class Loop:
             ep.register(self.wakeup_fd, select.EPOLLIN)
         buf = bytearray(BUFSIZE)
         view = memoryview(buf)
-        readv, process, write = os.readv, router.process, self._write
+        readv, process, write_all = os.readv, router.process, self._write_all
         bufs = [buf]
         try:
             while not self.stopping:
@@ -67,8 +67,8 @@ class Loop:
                             except Exception:
                                 self._internal()
                                 continue
-                            for p, frame in out:
-                                write(p, frame)
+                            if out:
+                                write_all(out)
                     elif ctl is not None and fd == ctl.fileno():
                         conn = ctl.accept()
                         if conn is not None:
@@ -81,26 +81,26 @@ class Loop:
                         os.read(fd, 512)
                 if now >= router.next_deadline():
                     try:
-                        out = router.tick(now)
+                        write_all(router.tick(now))
                     except Exception:
                         self._internal()
-                        out = []
-                    for p, frame in out:
-                        write(p, frame)
         finally:
             ep.close()
 
-    def _write(self, port: int, frame) -> None:
+    def _write_all(self, out: list) -> None:
+        """Write each (port, frame); a frame the device refuses is counted, not fatal."""
         c = self.router.counters
-        try:
-            os.write(self.fds[port], frame)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.EIO, errno.EINVAL, errno.EMSGSIZE):
-                raise
-            c.drops[Drop.WRITE_FAILED] += 1
-            return
-        c.tx_packets[port] += 1
-        c.tx_bytes[port] += len(frame)
+        fds, write = self.fds, os.write
+        for port, frame in out:
+            try:
+                write(fds[port], frame)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.EIO, errno.EINVAL, errno.EMSGSIZE):
+                    raise
+                c.drops[Drop.WRITE_FAILED] += 1
+                continue
+            c.tx_packets[port] += 1
+            c.tx_bytes[port] += len(frame)
 
     def _internal(self) -> None:
         self.router.counters.drops[Drop.INTERNAL] += 1

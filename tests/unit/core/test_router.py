@@ -6,6 +6,7 @@ from packets import (H1, H2, H2_MAC, LAN_TAP, LAN_TUN, R_LAN, R_TAP, R_WAN, ROUT
                      arp_reply_from, eth_to_router, frame, icmp_echo, ip_bytes, make_router,
                      parse_eth, parse_out, tcp4, udp4)
 from tunrouter.core import neigh
+from tunrouter.core.router import StaticRoute
 from tunrouter.core.verdict import Drop
 from tunrouter.wire.checksum import csum, csum_ok
 from tunrouter.wire.fragment import fragment as split
@@ -54,6 +55,24 @@ def test_static_route_via_gateway():
     r = make_router(routes=[("198.51.100.0", 24, "203.0.113.254", None)])
     port, out = only(r.process(LAN_TUN, icmp_echo(H1, "198.51.100.7"), 0.0))
     assert (port, parse_out(out).dst) == (WAN, "198.51.100.7")
+
+
+def test_a_new_route_takes_effect_for_destinations_already_forwarded():
+    r = make_router()
+    assert r.process(LAN_TUN, icmp_echo(H1, "198.51.100.7"), 0.0)[0][0] == LAN_TUN   # net unreachable
+    r.add_route(StaticRoute(ip_bytes("198.51.100.0"), 24, ip_bytes("203.0.113.254")))
+    assert r.process(LAN_TUN, icmp_echo(H1, "198.51.100.7"), 0.0)[0][0] == WAN
+    r.add_route(StaticRoute(ip_bytes("198.51.100.0"), 25, None, LAN_TUN))
+    assert r.process(LAN_TUN, icmp_echo(H1, "198.51.100.7"), 0.0)[0][0] == LAN_TUN
+
+
+def test_cached_destination_still_rejects_martian_source_and_l2_broadcast():
+    r = make_router()
+    r.process(LAN_TUN, icmp_echo(H1, SRV), 0.0)                      # SRV is now cached
+    assert r.process(LAN_TUN, icmp_echo("127.0.0.1", SRV), 0.0) == []
+    f = eth_to_router(IP(src=H2, dst=SRV) / UDP(), dst_mac="ff:ff:ff:ff:ff:ff")
+    assert r.process(LAN_TAP, f, 0.0) == []
+    assert (r.counters.drops[Drop.MARTIAN], r.counters.drops[Drop.L2_BROADCAST]) == (1, 1)
 
 
 def test_static_route_gateway_must_be_connected():

@@ -1,0 +1,102 @@
+"""A bare TUN-to-TUN forwarder: the Python I/O ceiling, with no packet processing.
+
+Two L3 TUN devices, one in each namespace; every packet read on one is
+written unchanged to the other.  The loop is the router's (epoll, batches of
+non-blocking reads into one reused buffer) minus parsing, so the gap between
+this and tunrouter is what tunrouter's processing costs.
+
+    bare_forwarder.py --side NETNS HOST_ADDRESS/LEN GATEWAY --side NETNS HOST_ADDRESS/LEN GATEWAY
+
+Prints "ready" once both devices are up; exits on SIGTERM or SIGINT, and the
+devices vanish with their file descriptors.
+"""
+import argparse
+import errno
+import os
+import select
+import signal
+import sys
+
+import pytun
+from pyroute2 import IPRoute, netns
+
+BATCH = 64                      # reads per device per wakeup, as in tunrouter's loop
+BUFSIZE = 65536                 # the largest IPv4 datagram
+DEVICE = "eth0"
+# A write that fails with these drops the packet, as a router's output would: EIO, the
+# device is down; EINVAL, not an IP packet; EAGAIN/ENOBUFS, the kernel has no room.
+DROPPED = (errno.EAGAIN, errno.ENOBUFS, errno.EIO, errno.EINVAL)
+
+
+def open_tun(ns: str, host_address: str, gateway: str, mtu: int) -> pytun.TunTapDevice:
+    """Create the device from inside ns (so it is born there) and configure it there."""
+    netns.pushns(ns)
+    try:
+        dev = pytun.TunTapDevice(name=DEVICE, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        addr, plen = host_address.split("/")
+        with IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=DEVICE)[0]
+            ipr.link("set", index=idx, mtu=mtu)
+            ipr.addr("add", index=idx, address=addr, prefixlen=int(plen))
+            ipr.link("set", index=idx, state="up")
+            ipr.route("replace", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+    finally:
+        netns.popns()
+    os.set_blocking(dev.fileno(), False)
+    return dev
+
+
+def forward(fd_a: int, fd_b: int) -> None:
+    """Copy packets both ways until a signal ends the process."""
+    peer = {fd_a: fd_b, fd_b: fd_a}
+    ep = select.epoll()
+    for fd in peer:
+        ep.register(fd, select.EPOLLIN)
+    buf = bytearray(BUFSIZE)
+    view = memoryview(buf)
+    bufs = [buf]
+    readv, write = os.readv, os.write
+    while True:
+        for fd, _ev in ep.poll():
+            out = peer[fd]
+            for _ in range(BATCH):
+                try:
+                    n = readv(fd, bufs)
+                except BlockingIOError:
+                    break
+                try:
+                    write(out, view[:n])
+                except OSError as e:
+                    if e.errno not in DROPPED:
+                        raise
+
+
+def _stop(_signum, _frame):
+    sys.exit(0)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--side", nargs=3, action="append", required=True,
+                   metavar=("NETNS", "HOST_ADDRESS", "GATEWAY"),
+                   help="a namespace, the address its device gets, its default gateway (give twice)")
+    p.add_argument("--mtu", type=int, default=1500)
+    args = p.parse_args()
+    if len(args.side) != 2:
+        p.error("give --side exactly twice")
+    # Raising from the handler unwinds through epoll.poll() and closes the devices.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    a = open_tun(*args.side[0], args.mtu)
+    b = open_tun(*args.side[1], args.mtu)
+    print("ready", flush=True)
+    try:
+        forward(a.fileno(), b.fileno())
+    finally:
+        a.close()
+        b.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
