@@ -62,6 +62,8 @@ class RouterConfig:
     interfaces: list[InterfaceConfig]
     routes: list[RouteConfig]
     control: Path                # the control socket
+    conntrack: dict[str, int] = field(default_factory=dict)   # nf_conntrack_* sysctls by full name
+    ipfrag: dict[str, int] = field(default_factory=dict)      # Defrag() arguments
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,44 @@ def _router(path: Path, name: str, data, lab: str | None, hosts: dict[str, HostC
         if not isinstance(text, str):
             raise ConfigError(path, f"{where}.routes[{i}]", f"expected a string, got {_type(text)}")
         routes.append(_parse_route(path, f"{where}.routes[{i}]", text, names))
+    conntrack = _conntrack(path, f"{where}.conntrack", t.get("conntrack", dict, {}))
+    ipfrag = _ipfrag(path, f"{where}.ipfrag", t.get("ipfrag", dict, {}))
     t.done()
-    return RouterConfig(name, path, ifaces, routes, control)
+    return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag)
+
+
+def _conntrack(path: Path, where: str, data: dict) -> dict[str, int]:
+    """[conntrack]: the kernel's net.netfilter.nf_conntrack_* sysctls without the prefix."""
+    from tunrouter.conntrack.settings import SYSCTLS, Settings
+
+    out = {}
+    for key, value in data.items():
+        name = "nf_conntrack_" + key
+        if name not in SYSCTLS:
+            known = ", ".join(sorted(n.removeprefix("nf_conntrack_") for n in SYSCTLS))
+            raise ConfigError(path, f"{where}.{key}", f"unknown conntrack setting; known: {known}")
+        if type(value) is not int:
+            raise ConfigError(path, f"{where}.{key}", f"expected an integer, got {_type(value)}")
+        try:
+            Settings().set(name, value)
+        except ValueError as e:
+            raise ConfigError(path, f"{where}.{key}", str(e))
+        out[name] = value
+    return out
+
+
+def _ipfrag(path: Path, where: str, data: dict) -> dict[str, int]:
+    """[ipfrag]: net.ipv4.ipfrag_{time,high_thresh,low_thresh,max_dist}."""
+    t = _Table(path, where, data)
+    positive = lambda v: None if v > 0 else f"expected a positive number, got {v}"  # noqa: E731
+    out = {"timeout": t.get("time", int, 30, check=positive),
+           "high_thresh": t.get("high_thresh", int, 4 << 20, check=positive),
+           "low_thresh": t.get("low_thresh", int, 3 << 20, check=positive),
+           "max_dist": t.get("max_dist", int, 64, check=lambda v: None if v >= 0 else f"expected 0 or more, got {v}")}
+    t.done()
+    if out["low_thresh"] > out["high_thresh"]:
+        raise ConfigError(path, f"{where}.low_thresh", "must not exceed high_thresh")
+    return out
 
 
 def _interface(path: Path, where: str, data, router: str, hosts: dict[str, HostConfig] | None) -> InterfaceConfig:
@@ -355,7 +393,9 @@ def build_router(cfg: RouterConfig):
     ports = [PortSpec(i, f.name, f.kind, f.address, f.prefixlen, f.mtu, f.mac)
              for i, f in enumerate(cfg.interfaces)]
     index = {f.name: i for i, f in enumerate(cfg.interfaces)}
-    router = Router(ports)
+    from tunrouter.conntrack.settings import Settings
+
+    router = Router(ports, conntrack=Settings(**cfg.conntrack), ipfrag=cfg.ipfrag or None)
     for i, r in enumerate(cfg.routes):
         try:
             router.add_route(StaticRoute(r.prefix, r.prefixlen, r.via,

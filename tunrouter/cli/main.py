@@ -6,6 +6,7 @@ import os
 import sys
 
 from tunrouter import __version__
+from tunrouter.cli import conntrack
 from tunrouter.config import RUN_DIR, ConfigError
 
 
@@ -85,11 +86,13 @@ def _stats(args) -> int:
     return 0
 
 
-def _add_target(p: argparse.ArgumentParser) -> None:
+def _add_target(p: argparse.ArgumentParser, short: bool = True) -> None:
+    """--lab/--router/--socket; short forms only where they clash with no tool's own options."""
     g = p.add_argument_group("which router")
-    g.add_argument("-l", "--lab", help="a lab's router, by lab name")
-    g.add_argument("-r", "--router", help="which router of the lab (needed when it has several)")
-    g.add_argument("-s", "--socket", help="a router's control socket path")
+    g.add_argument(*(["-l"] if short else []), "--lab", help="a lab's router, by lab name")
+    g.add_argument(*(["-r"] if short else []), "--router",
+                   help="which router of the lab (needed when it has several)")
+    g.add_argument(*(["-s"] if short else []), "--socket", help="a router's control socket path")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -125,6 +128,8 @@ def parser() -> argparse.ArgumentParser:
     _add_target(st)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=_stats)
+
+    conntrack.add_parsers(sub, _add_target, _socket)
     return p
 
 
@@ -143,3 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:                      # `| head` closed the pipe: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -7,11 +7,16 @@ place (TTL) and returns views into it, which the driver writes before it
 reads the next frame; anything kept longer (the ARP queue) is copied.
 
 process() reads top to bottom in the order of the kernel's receive path:
-link layer, ip_rcv_core() checks, reassembly (nf_defrag_ipv4), local or
-forward (ip_route_input), TTL, MTU, neighbour output.
+link layer, ip_rcv_core() checks, reassembly (nf_defrag_ipv4), connection
+tracking (nf_conntrack_in), local or forward (ip_route_input), TTL, MTU,
+conntrack confirm, neighbour output.  Packets the router makes itself take
+the OUTPUT path: tracked, confirmed, routed.
 """
 from dataclasses import dataclass
 
+from tunrouter.conntrack.conn import CtInfo
+from tunrouter.conntrack.settings import Settings
+from tunrouter.conntrack.table import ConnTable
 from tunrouter.core import defrag
 from tunrouter.core.desc import PacketDesc, parse
 from tunrouter.core.fib import Fib, Route
@@ -49,8 +54,20 @@ _MARTIAN_DST = bytes(o == 0 or o == 127 for o in range(256))
 FORWARD_CACHE_MAX = 65536     # destinations; cleared whole when full, rebuilt on demand
 
 
+_NEW = CtInfo.NEW
+_CT_DROP = CtInfo.DROP
+
+
 class Router:
-    def __init__(self, ports: list[PortSpec], routes: list[StaticRoute] = ()):
+    """One router: ports, routes, the connection table, reassembly.
+
+    conntrack: the nf_conntrack_* sysctls (Settings); ipfrag: Defrag()'s arguments.
+    notices: lines for the operator (e.g. "nf_conntrack: table full, dropping
+    packet") that the driver logs, rate-limited, and empties.
+    """
+
+    def __init__(self, ports: list[PortSpec], routes: list[StaticRoute] = (), *,
+                 conntrack: Settings | None = None, ipfrag: dict | None = None):
         self.ports = ports
         self.counters = Counters(len(ports))
         self.fib = Fib()
@@ -64,7 +81,9 @@ class Router:
         self.neigh = NeighbourTable({p.index: p.mac for p in ports if p.kind is Kind.TAP},
                                     {p.index: p.address for p in ports})
         self.icmp_limit = IcmpLimiter()
-        self.defrag = defrag.Defrag()
+        self.defrag = defrag.Defrag(**(ipfrag or {}))
+        self.conntrack = ConnTable(conntrack or Settings())
+        self.notices: list[str] = []
         self._ident = 0
         self._tap = [p.kind is Kind.TAP for p in ports]
         self._mtu = [p.mtu for p in ports]
@@ -119,10 +138,13 @@ class Router:
                 return self._drop(_DEFRAG_DROPS[whole])
             d = parse(memoryview(whole.packet), in_port)
             frag_max = whole.frag_max_size
+        ct, ctinfo = self.conntrack.track(d, now)
+        if ctinfo is _CT_DROP:
+            return self._ct_drop()
         dst = d.dst
         route = self._forwardable.get(dst)
         if route is None:
-            route = self._classify(d, l2_broadcast, now)
+            route = self._classify(d, ct, ctinfo, l2_broadcast, now)
             if type(route) is list:
                 return route
         elif _MARTIAN_SRC[d.src[0]]:
@@ -142,6 +164,8 @@ class Router:
             too_big = len(buf) > mtu
         if too_big and d.frag & ipv4.FLAG_DF:
             return self._error(d, Drop.FRAG_NEEDED, icmp.DEST_UNREACH, icmp.FRAG_NEEDED, mtu, now)
+        if ctinfo is _NEW and not self.conntrack.confirm(ct, now):
+            return self._ct_drop()
         ipv4.dec_ttl(buf)
         c.forwarded += 1
         if len(buf) > limit:
@@ -156,7 +180,8 @@ class Router:
         self.neigh.resolve(route.port, route.next_hop or dst, buf, now, out, self._queue_full)
         return out
 
-    def _classify(self, d: PacketDesc, l2_broadcast: bool, now: float) -> Route | list:
+    def _classify(self, d: PacketDesc, ct, ctinfo: CtInfo, l2_broadcast: bool,
+                  now: float) -> Route | list:
         """Where a destination not yet in the forwarding cache goes.
 
         Returns the route to forward by, or the frames that answer the packet
@@ -166,7 +191,7 @@ class Router:
         """
         dst = d.dst
         if dst in self.local:
-            return self._local(d, now)
+            return self._local(d, ct, ctinfo, now)
         if _MARTIAN_SRC[d.src[0]] or _MARTIAN_DST[dst[0]]:
             return self._drop(Drop.MARTIAN)
         if l2_broadcast:
@@ -195,6 +220,8 @@ class Router:
             d = parse(memoryview(packet), port)
             if type(d) is not Drop:
                 self._icmp_error(d, icmp.DEST_UNREACH, icmp.HOST_UNREACH, 0, now, out)
+        if self.conntrack.next_deadline() <= now:
+            self.conntrack.expire(now)
         for t in self.defrag.expire(now):
             # ip_expire(): only the datagram's destination reports the timeout
             # (RFC 792); a router stays silent about transit datagrams.
@@ -204,13 +231,18 @@ class Router:
         return out
 
     def next_deadline(self) -> float:
-        return min(self.neigh.deadline, self.defrag.next_deadline())
+        return min(self.neigh.deadline, self.defrag.next_deadline(), self.conntrack.next_deadline())
 
     # -- pieces of the path ---------------------------------------------------
 
     def _drop(self, reason: Drop) -> list:
         self.counters.drops[reason] += 1
         return []
+
+    def _ct_drop(self) -> list:
+        """Conntrack refused the packet: table full or a lost insert race (NF_DROP)."""
+        self.notices.append(f"nf_conntrack: {self.conntrack.reason}")
+        return self._drop(Drop.CONNTRACK)
 
     def _queue_full(self) -> None:
         self.counters.drops[Drop.NEIGH_QUEUE_FULL] += 1
@@ -238,6 +270,12 @@ class Router:
             return
         self._ident = (self._ident + 1) & 0xFFFF
         packet = ipv4.emit(tos, self._ident, 0, ICMP_TTL, proto, src, dst, payload)
+        # OUTPUT: tracked like any other packet (an echo reply is the REPLY of
+        # the request's entry), confirmed as it leaves.
+        ct, ctinfo = self.conntrack.track(parse(memoryview(bytearray(packet)), route.port), now)
+        if ctinfo is _CT_DROP or ctinfo is _NEW and not self.conntrack.confirm(ct, now):
+            self._ct_drop()
+            return
         if len(packet) > self._mtu[route.port]:
             pieces = fragment(packet, self._mtu[route.port])
         else:
@@ -274,10 +312,12 @@ class Router:
         self.counters.icmp_sent += 1
         self._originate(self.ports[route.port].address, src, ipv4.PROTO_ICMP, tos, msg, now, out)
 
-    def _local(self, d: PacketDesc, now: float) -> list:
+    def _local(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float) -> list:
         """A packet for one of the router's own addresses (any port: weak host model)."""
         if _MARTIAN_SRC[d.src[0]]:
             return self._drop(Drop.MARTIAN)
+        if ctinfo is _NEW and not self.conntrack.confirm(ct, now):     # INPUT confirm
+            return self._ct_drop()
         self.counters.local += 1
         out = []
         payload = d.payload

@@ -25,6 +25,7 @@ class Drop(enum.IntEnum):
     FRAG_EMPTY = enum.auto()       # a fragment carrying no data
     FRAG_OVERSIZE = enum.auto()    # fragments add up to more than 65,535 bytes (ping of death)
     FRAG_ECN = enum.auto()         # Not-ECT fragments mixed with ECN-capable ones (RFC 3168 §5.3)
+    CONNTRACK = enum.auto()        # conntrack refused it: table full, or a lost insert race
     NEIGH_FAILED = enum.auto()     # ARP resolution of the next hop timed out
     NEIGH_QUEUE_FULL = enum.auto() # too many packets waiting for one neighbour
     WRITE_FAILED = enum.auto()     # the device would not take the frame

@@ -22,12 +22,13 @@ log = logging.getLogger("tunrouter.loop")
 
 class Loop:
     def __init__(self, router: Router, fds: list[int], control: ControlServer | None,
-                 wakeup_fd: int | None = None, clock=time.monotonic):
+                 wakeup_fd: int | None = None, clock=time.monotonic, log_notice=log.warning):
         self.router = router
         self.fds = fds
         self.control = control
         self.wakeup_fd = wakeup_fd
         self.clock = clock
+        self.log_notice = log_notice
         self.stopping = False
         self._internal_logged = False
 
@@ -84,8 +85,22 @@ class Loop:
                         write_all(router.tick(now))
                     except Exception:
                         self._internal()
+                self._report(ep)
         finally:
             ep.close()
+
+    def _report(self, ep) -> None:
+        """Hand what the core noted for people to the log and to event subscribers."""
+        router, ctl = self.router, self.control
+        if router.notices:
+            for text in router.notices:
+                self.log_notice(text)
+            router.notices.clear()
+        events = router.conntrack.drain_events()
+        if events and ctl is not None and ctl.subscribed("ct_events"):
+            for fd in ctl.publish("ct_events", events):
+                ep.unregister(fd)
+                ctl.drop(fd)
 
     def _write_all(self, out: list) -> None:
         """Write each (port, frame); a frame the device refuses is counted, not fatal."""

@@ -4,11 +4,13 @@ import logging
 import os
 import signal
 import socket
+import time
 
 from tunrouter import __version__
 from tunrouter.config import RouterConfig, build_router
 from tunrouter.driver import devices as devmod
 from tunrouter.driver.control import ControlServer
+from tunrouter.driver.ctl_conntrack import conntrack_handlers
 from tunrouter.driver.loop import Loop
 
 log = logging.getLogger("tunrouter")
@@ -37,14 +39,17 @@ def serve(cfg: RouterConfig) -> None:
     rsock, wsock = socket.socketpair()
     rsock.setblocking(False)
     wsock.setblocking(False)
-    loop = Loop(router, [d.fd for d in devices], control, rsock.fileno())
+    loop = Loop(router, [d.fd for d in devices], control, rsock.fileno(), log_notice=_notice_log())
     names = [i.name for i in cfg.interfaces]
     control.handlers.update({
         "ping": lambda req: {"router": cfg.name, "version": __version__, "pid": os.getpid()},
         "stats": lambda req: {**router.counters.snapshot(names),
-                              "reassembly": router.defrag.snapshot()},
+                              "reassembly": router.defrag.snapshot(),
+                              "conntrack": {"entries": router.conntrack.count(),
+                                            "max": router.conntrack.settings.max}},
         "routes": lambda req: [_route_row(router, r) for r in router.fib.routes()],
         "neighbours": lambda req: [_neigh_row(router, n) for n in router.neigh.entries()],
+        **conntrack_handlers(router.conntrack, time.monotonic),
     })
 
     def on_signal(signum, _frame):
@@ -83,3 +88,22 @@ def _neigh_row(router, n) -> dict:
     return {"port": router.ports[n.port].name, "ip": "%d.%d.%d.%d" % tuple(n.ip),
             "mac": ":".join("%02x" % b for b in n.mac) if n.mac else None,
             "state": n.state.value, "queued": len(n.queue)}
+
+
+def _notice_log():
+    """Log the core's notices like the kernel's net_ratelimit(): 10 at once, then 1 per 0.5 s."""
+    from tunrouter.core.ratelimit import TokenBucket
+
+    bucket = TokenBucket(rate=2.0, burst=10.0, tokens=10.0, last=time.monotonic())
+    suppressed = 0
+
+    def notice(text: str) -> None:
+        nonlocal suppressed
+        if bucket.allow(time.monotonic()):
+            if suppressed:
+                log.warning("%d notices suppressed by the rate limit", suppressed)
+                suppressed = 0
+            log.warning("%s", text)
+        else:
+            suppressed += 1
+    return notice

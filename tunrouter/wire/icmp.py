@@ -16,6 +16,7 @@ INFO_REQUEST = 15
 INFO_REPLY = 16
 ADDRESS = 17
 ADDRESS_REPLY = 18
+NR_TYPES = 18          # highest type RFC 792/950 define (kernel: NR_ICMP_TYPES)
 
 # Destination unreachable codes (RFC 792, RFC 1812 §5.2.7.1)
 NET_UNREACH = 0

@@ -165,3 +165,28 @@ def test_router_file_needs_exactly_one_router(tmp_path):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_lab(tmp_path / "nope.toml")
+
+
+def test_conntrack_and_ipfrag_knobs_by_kernel_name(tmp_path):
+    text = IFACE + 'address = "10.1.0.1/24"\n[routers.r.conntrack]\nmax = 100\ntcp_loose = 0\n' \
+        'tcp_timeout_established = 3600\n[routers.r.ipfrag]\ntime = 10\nhigh_thresh = 8000000\n'
+    r = load_lab(write(tmp_path, text)).routers["r"]
+    router = build_router(r)
+    s = router.conntrack.settings
+    assert (s.get("nf_conntrack_max"), s.get("nf_conntrack_tcp_loose"),
+            s.get("nf_conntrack_tcp_timeout_established")) == (100, 0, 3600)
+    assert (router.defrag.timeout, router.defrag.high_thresh) == (10, 8000000)
+
+
+@pytest.mark.parametrize("table, message", [
+    ("[routers.r.conntrack]\ntcp_lose = 1", "unknown conntrack setting"),
+    ("[routers.r.conntrack]\nmax = -5", "out of range"),
+    ("[routers.r.conntrack]\nmax = \"big\"", "expected an integer"),
+    ("[routers.r.ipfrag]\ntime = 0", "positive"),
+    ("[routers.r.ipfrag]\nlow_thresh = 10\nhigh_thresh = 5", "must not exceed"),
+    ("[routers.r.ipfrag]\nmemory = 5", "unknown key"),
+])
+def test_bad_knobs(tmp_path, table, message):
+    with pytest.raises(ConfigError) as e:
+        load_lab(write(tmp_path, IFACE + 'address = "10.1.0.1/24"\n' + table))
+    assert message in e.value.message and e.value.key.startswith("routers.r.")

@@ -1,0 +1,91 @@
+"""The connection entry and what track() says about a packet.
+
+Conn mirrors the part of the kernel's struct nf_conn that tracking needs:
+both tuples, the status bits, the deadline and the mark.  Protocol state
+lives in subclasses (proto/tcp.py TcpConn, proto/udp.py UdpConn), as OVS
+embeds `struct conn` in `struct conn_tcp`; ICMP and generic entries carry
+nothing more.
+
+Memory is the constraint: a router may hold a million entries, so every
+field is a slot and a field is added only with the code that uses it.  NAT
+(the binding and the SRC_NAT/DST_NAT bits), helpers and expectations (helper,
+master, the EXPECTED bit) will add their slots when they land; the status
+bits below keep the kernel's numbering so those bits slot in unchanged.
+"""
+import enum
+
+from tunrouter.conntrack.tuple import Tuple
+
+# kernel: enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h).
+# Plain ints, not an IntFlag: they are tested on every packet.
+IPS_SEEN_REPLY = 1 << 1      # a packet went the REPLY way: not [UNREPLIED]
+IPS_ASSURED = 1 << 2         # [ASSURED]: never early-dropped
+IPS_CONFIRMED = 1 << 3       # in the table (the first packet was accepted)
+IPS_DYING = 1 << 9           # deleted; a caller may still hold it for this packet
+
+
+class CtInfo(enum.IntEnum):
+    """What track() says about a packet: the kernel's enum ip_conntrack_info,
+    plus the two outcomes where the kernel attaches no conntrack at all.
+
+    The value carries the direction, as in the kernel: values from
+    ESTABLISHED_REPLY (IP_CT_IS_REPLY) on are reply-direction packets.
+    """
+    ESTABLISHED = 0          # ORIGINAL direction, after a reply was seen
+    RELATED = 1              # an ICMP error about a tracked connection (ORIGINAL)
+    NEW = 2                  # ORIGINAL direction, no reply seen yet
+    ESTABLISHED_REPLY = 3    # REPLY direction (IP_CT_IS_REPLY)
+    RELATED_REPLY = 4        # an ICMP error, REPLY direction
+    UNTRACKED = 7            # IP_CT_UNTRACKED: exempted by NOTRACK / -j CT --notrack
+    INVALID = 8              # no conntrack: not a valid part of any connection
+    DROP = 9                 # conntrack itself drops it (table full): kernel NF_DROP
+
+
+# --ctstate name of each CtInfo value (kernel: xt_conntrack's ctinfo -> state bit).
+CTSTATE = {
+    CtInfo.ESTABLISHED: "ESTABLISHED",
+    CtInfo.RELATED: "RELATED",
+    CtInfo.NEW: "NEW",
+    CtInfo.ESTABLISHED_REPLY: "ESTABLISHED",
+    CtInfo.RELATED_REPLY: "RELATED",
+    CtInfo.UNTRACKED: "UNTRACKED",
+    CtInfo.INVALID: "INVALID",
+    CtInfo.DROP: "INVALID",
+}
+
+
+class Conn:
+    """One tracked connection (kernel: struct nf_conn).
+
+    orig, reply  the tuples of the two directions (tuplehash[dir].tuple); with
+                 NAT the reply tuple is not simply invert(orig).
+    status       IPS_* bits.
+    deadline     monotonic time at which the entry expires (kernel: ct->timeout).
+    timer        the expiry bucket the table filed it in (None while unconfirmed).
+    mark         the connection mark (CONNMARK, `mark=` in conntrack -L).
+    """
+    __slots__ = ("orig", "reply", "status", "deadline", "timer", "mark")
+
+    # Protocols without a state machine print no state; TcpConn shadows this.
+    state = None
+
+    def __init__(self, orig: Tuple, reply: Tuple):
+        self.orig = orig
+        self.reply = reply
+        self.status = 0
+        self.deadline = 0.0
+        self.timer = None
+        self.mark = 0
+
+    @property
+    def id(self) -> int:
+        """A 32-bit id, stable while the entry lives (`conntrack -o id`).
+
+        Like the kernel's nf_ct_get_id(), derived from the object's address
+        and its original tuple rather than stored: it costs no memory, and,
+        as in the kernel, an id may be reused after the entry is gone.
+        """
+        return (id(self) ^ hash(self.orig)) & 0xFFFFFFFF
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.orig} status={self.status:#x}>"
