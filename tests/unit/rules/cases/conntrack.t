@@ -1,0 +1,43 @@
+# -m conntrack and -m state (extensions/libxt_conntrack.t, libxt_state.t)
+:INPUT,FORWARD,OUTPUT
+-m conntrack --ctstate NEW;=;OK
+-m conntrack --ctstate ESTABLISHED,RELATED;-m conntrack --ctstate RELATED,ESTABLISHED;OK
+-m conntrack --ctstate NEW,ESTABLISHED,RELATED,INVALID,UNTRACKED,SNAT,DNAT;-m conntrack --ctstate INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED,SNAT,DNAT;OK
+-m conntrack --ctstate new;-m conntrack --ctstate NEW;OK
+-m conntrack ! --ctstate NEW;=;OK
+-m conntrack --ctstate FOO;;FAIL
+-m conntrack --ctstate NEW --ctstate INVALID;;FAIL
+-m conntrack --ctstatus EXPECTED,SEEN_REPLY,ASSURED,CONFIRMED;=;OK
+-m conntrack --ctstatus ASSURED,EXPECTED;-m conntrack --ctstatus EXPECTED,ASSURED;OK
+-m conntrack --ctstatus NONE;=;OK
+-m conntrack ! --ctstatus ASSURED;=;OK
+-m conntrack --ctproto tcp;-m conntrack --ctproto 6;OK
+-m conntrack ! --ctproto udp;-m conntrack ! --ctproto 17;OK
+-m conntrack --ctproto 300;;FAIL
+-m conntrack --ctorigsrc 10.0.0.1;=;OK
+-m conntrack --ctorigsrc 10.0.0.1/32;-m conntrack --ctorigsrc 10.0.0.1;OK
+-m conntrack --ctorigsrc 10.1.2.3/8;=;OK
+-m conntrack --ctorigsrc 10.1.2.3/255.255.0.0;-m conntrack --ctorigsrc 10.1.2.3/16;OK
+-m conntrack ! --ctorigdst 10.0.0.0/8;=;OK
+-m conntrack --ctreplsrc 1.2.3.4 --ctrepldst 1.2.3.4;=;OK
+-m conntrack --ctorigsrcport 10 --ctorigdstport 20:30 --ctreplsrcport 5 --ctrepldstport 6;=;OK
+-m conntrack ! --ctorigsrcport 4;=;OK
+-m conntrack --ctorigdstport 30:20;;STRICT
+-m conntrack --ctexpire 10;=;OK
+-m conntrack --ctexpire 10:20;=;OK
+-m conntrack ! --ctexpire 5;=;OK
+-m conntrack --ctdir ORIGINAL;=;OK
+-m conntrack --ctdir REPLY;=;OK
+-m conntrack --ctdir reply;-m conntrack --ctdir REPLY;OK
+-m conntrack --ctdir SIDEWAYS;;FAIL
+-m conntrack --ctstate NEW --ctproto udp --ctstatus ASSURED --ctdir REPLY --ctexpire 5 --ctorigsrc 1.1.1.1;-m conntrack --ctstate NEW --ctproto 17 --ctorigsrc 1.1.1.1 --ctstatus ASSURED --ctexpire 5 --ctdir REPLY;OK
+-m conntrack --ctorigsrcport 1 --ctrepldst 1.1.1.1 --ctorigsrc 2.2.2.2 --ctorigdstport 3 --ctstatus ASSURED --ctstate NEW;-m conntrack --ctstate NEW --ctorigsrc 2.2.2.2 --ctrepldst 1.1.1.1 --ctorigsrcport 1 --ctorigdstport 3 --ctstatus ASSURED;OK
+-m conntrack;;FAIL
+-m conntrack --ctsate NEW;;FAIL
+-m state --state NEW,ESTABLISHED;=;OK
+-m state --state ESTABLISHED,NEW,RELATED,INVALID;-m state --state INVALID,NEW,RELATED,ESTABLISHED;OK
+-m state ! --state INVALID;=;OK
+-m state --state UNTRACKED;=;OK
+-m state --state SNAT;;FAIL
+-m state;;FAIL
+-m state --state NEW -m conntrack --ctstate NEW -m comment --comment a;=;OK

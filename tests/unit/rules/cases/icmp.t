@@ -1,0 +1,26 @@
+# -m icmp (extensions/libipt_icmp.t)
+:INPUT,FORWARD,OUTPUT
+-p icmp -m icmp --icmp-type 8;=;OK
+-p icmp --icmp-type echo-request;-p icmp -m icmp --icmp-type 8;OK
+-p icmp --icmp-type ping;-p icmp -m icmp --icmp-type 8;OK
+-p icmp --icmp-type pong;-p icmp -m icmp --icmp-type 0;OK
+-p icmp --icmp-type Echo-Reply;-p icmp -m icmp --icmp-type 0;OK
+-p icmp --icmp-type 3/4;-p icmp -m icmp --icmp-type 3/4;OK
+-p icmp --icmp-type fragmentation-needed;-p icmp -m icmp --icmp-type 3/4;OK
+-p icmp --icmp-type destination-unreachable;-p icmp -m icmp --icmp-type 3;OK
+-p icmp --icmp-type network-unreachable;-p icmp -m icmp --icmp-type 3/0;OK
+-p icmp --icmp-type host-prohibited;-p icmp -m icmp --icmp-type 3/10;OK
+-p icmp --icmp-type TOS-host-redirect;-p icmp -m icmp --icmp-type 5/3;OK
+-p icmp --icmp-type ttl-exceeded;-p icmp -m icmp --icmp-type 11;OK
+-p icmp --icmp-type ttl-zero-during-reassembly;-p icmp -m icmp --icmp-type 11/1;OK
+-p icmp --icmp-type required-option-missing;-p icmp -m icmp --icmp-type 12/1;OK
+-p icmp --icmp-type timestamp-reply;-p icmp -m icmp --icmp-type 14;OK
+-p icmp --icmp-type address-mask-request;-p icmp -m icmp --icmp-type 17;OK
+-p icmp --icmp-type router-solicitation;-p icmp -m icmp --icmp-type 10;OK
+-p icmp --icmp-type any;-p icmp -m icmp --icmp-type any;OK
+-p icmp -m icmp ! --icmp-type 3;=;OK
+-p icmp --icmp-type 256;;FAIL
+-p icmp --icmp-type 3/256;;FAIL
+-p icmp --icmp-type echo-requset;;FAIL
+-p icmp --icmp-type echo-req;;STRICT
+-p icmp -m icmp;;FAIL

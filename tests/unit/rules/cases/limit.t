@@ -1,0 +1,25 @@
+# -m limit (extensions/libxt_limit.t)
+:INPUT,FORWARD,OUTPUT
+-m limit;-m limit --limit 3/hour;OK
+-m limit --limit 10/s --limit-burst 100;-m limit --limit 10/sec --limit-burst 100;OK
+-m limit --limit 1/m;-m limit --limit 1/min;OK
+-m limit --limit 7/minute;-m limit --limit 7/min;OK
+-m limit --limit 2/hour;=;OK
+-m limit --limit 1/day;=;OK
+-m limit --limit 100/day;=;OK
+-m limit --limit 6/min;=;OK
+-m limit --limit 1;-m limit --limit 1/sec;OK
+-m limit --limit 1/second;-m limit --limit 1/sec;OK
+-m limit --limit 10000/s;-m limit --limit 10000/sec;OK
+-m limit --limit 4000/s;-m limit --limit 5000/sec;OK
+-m limit --limit 3000/s;-m limit --limit 3333/sec;OK
+-m limit --limit 60/min;-m limit --limit 1/sec;OK
+-m limit --limit 10001/s;;FAIL
+-m limit --limit 0/s;;FAIL
+-m limit --limit 5/week;;FAIL
+-m limit --limit-burst 10000;-m limit --limit 3/hour --limit-burst 10000;OK
+-m limit --limit-burst 10001;;FAIL
+-m limit --limit-burst 0;;STRICT
+-m limit --limit-burst 5;-m limit --limit 3/hour;OK
+-m limit ! --limit 1/s;;FAIL
+-m limit --limit 1/s -m limit --limit 2/s;-m limit --limit 1/sec -m limit --limit 2/sec;OK

@@ -1,0 +1,48 @@
+# -m tcp (extensions/libxt_tcp.t)
+:INPUT,FORWARD,OUTPUT
+-p tcp -m tcp --sport 1;=;OK
+-p tcp -m tcp --sport 1024:65535;=;OK
+-p tcp -m tcp --sport 1024:;-p tcp -m tcp --sport 1024:65535;OK
+-p tcp -m tcp --sport :1024;-p tcp -m tcp --sport 0:1024;OK
+-p tcp -m tcp --sport 22:22;-p tcp -m tcp --sport 22;OK
+-p tcp -m tcp ! --sport 1;=;OK
+-p tcp -m tcp --sport 4:3;;FAIL
+-p tcp -m tcp --sport 65536;;FAIL
+-p tcp -m tcp --sport -1;;FAIL
+-p tcp -m tcp --sport 0:65535;-p tcp -m tcp;OK
+-p tcp -m tcp --dport 22;=;OK
+-p tcp --dport 22;-p tcp -m tcp --dport 22;OK
+-p tcp --dport ssh;-p tcp -m tcp --dport 22;OK
+-p tcp --dport http:https;-p tcp -m tcp --dport 80:443;OK
+-p tcp --dport nosuchservice;;FAIL
+-p tcp --destination-port 80 --source-port 1024:;-p tcp -m tcp --sport 1024:65535 --dport 80;OK
+-p tcp --dport 5 --sport 6;-p tcp -m tcp --sport 6 --dport 5;OK
+-m tcp --dport 1 -p tcp;-p tcp -m tcp --dport 1;OK
+-p tcp -m tcp;=;OK
+-m tcp --dport 22;;FAIL
+-p udp -m tcp --dport 22;;FAIL
+! -p tcp -m tcp --dport 22;;STRICT
+-p tcp --sport 1 --sport 2;;FAIL
+-p tcp -m tcp --sport 1 -m tcp --sport 2;;STRICT
+-p tcp --dprot 22;;FAIL
+-p tcp --dpo 22;;STRICT
+--dport 22;;FAIL
+-p tcp -m tcp --tcp-flags SYN,ACK SYN;=;OK
+-p tcp -m tcp --tcp-flags syn,ack syn;-p tcp -m tcp --tcp-flags SYN,ACK SYN;OK
+-p tcp -m tcp --tcp-flags ALL NONE;-p tcp -m tcp --tcp-flags FIN,SYN,RST,PSH,ACK,URG NONE;OK
+-p tcp -m tcp --tcp-flags ALL ALL;-p tcp -m tcp --tcp-flags FIN,SYN,RST,PSH,ACK,URG FIN,SYN,RST,PSH,ACK,URG;OK
+-p tcp -m tcp ! --tcp-flags FIN,ACK FIN;=;OK
+-p tcp -m tcp --tcp-flags SYN;;FAIL
+-p tcp -m tcp --tcp-flags SYN,FOO SYN;;FAIL
+-p tcp -m tcp --syn;-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN;OK
+-p tcp --syn;-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN;OK
+-p tcp ! --syn;-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN;OK
+-p tcp --dport 5 --syn;-p tcp -m tcp --dport 5 --tcp-flags FIN,SYN,RST,ACK SYN;OK
+-p tcp --syn --tcp-flags ACK ACK;;FAIL
+-p tcp -m tcp --tcp-option 2;=;OK
+-p tcp -m tcp ! --tcp-option 2;=;OK
+-p tcp -m tcp --tcp-option 256;;FAIL
+-p tcp --tcp-option 2 --syn --sport 1;-p tcp -m tcp --sport 1 --tcp-option 2 --tcp-flags FIN,SYN,RST,ACK SYN;OK
+-p tcp -m multiport --dports 1 --dport 5;;FAIL
+-p tcp -m multiport --dports 1 -m tcp --dport 5;=;OK
+-m comment --comment x -p tcp --dport 22 -m limit;-p tcp -m comment --comment x -m tcp --dport 22 -m limit --limit 3/hour;OK
