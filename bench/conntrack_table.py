@@ -4,6 +4,9 @@ A benchmark, not a test.  Run from the checkout:
 
     .venv/bin/python bench/conntrack_table.py [entries]
 
+Lookup: an established UDP packet of a random flow among 1k, 10k, ... up
+to `entries` flows, to show the cost does not grow with the table.
+
 Memory: `entries` connections of each kind are created through track() and
 confirm() from packets built with struct, and what tracemalloc sees the
 table hold afterwards is divided by the count (packets are dropped as they
@@ -108,11 +111,33 @@ def ns_per_established_packet(checksum: int, size: int, count: int = 20000) -> f
     return best / len(hot) * 1e9
 
 
+def ns_per_lookup(n: int, count: int = 20000) -> float:
+    """An established UDP packet of a random one of n flows: is the lookup cost flat in n?"""
+    import random
+    t = fill("udp-stream", n)
+    server = bytes([192, 0, 2, 1])
+    rng = random.Random(1)
+    hot = []
+    for _ in range(count):
+        i = rng.randrange(n)
+        hot.append(udp(addr(i // 50000 + 1), server, 10000 + i % 50000, 53))
+    track = t.track
+
+    def run():
+        for d in hot:
+            track(d, 1010.0)
+    return min(timeit.timeit(run, number=1) for _ in range(3)) / count * 1e9
+
+
 if __name__ == "__main__":
     entries = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     for checksum in (0, 1):
         for size in (0, 1448):
             print(f"established TCP, nf_conntrack_checksum={checksum}, {size:4d}-byte segments: "
                   f"{ns_per_established_packet(checksum, size):6.0f} ns/packet")
+    n = 1000
+    while n <= entries:
+        print(f"established UDP packet among {n:>8} entries: {ns_per_lookup(n):6.0f} ns/packet")
+        n *= 10
     for kind in ("udp", "udp-stream", "tcp"):
         print(f"{entries} {kind} entries: {bytes_per_entry(kind, entries):6.0f} bytes/entry")

@@ -64,6 +64,21 @@ class RouterConfig:
     control: Path                # the control socket
     conntrack: dict[str, int] = field(default_factory=dict)   # nf_conntrack_* sysctls by full name
     ipfrag: dict[str, int] = field(default_factory=dict)      # Defrag() arguments
+    rules: "RulesConfig | None" = None                         # the ruleset loaded at start
+    log: "LogConfig" = field(default_factory=lambda: LogConfig())
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    path: Path                   # the iptables-save file, resolved against the TOML file
+    text: str                    # its text, checked (parsed and validated) at load
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """[routers.NAME.log]: where LOG lines go (None: the router's own log, stderr)."""
+    file: str = "stderr"         # a path, "stderr" or "syslog"
+    format: str = "kernel"       # "kernel" (the kernel's line) or "json"
 
 
 @dataclass(frozen=True)
@@ -218,8 +233,45 @@ def _router(path: Path, name: str, data, lab: str | None, hosts: dict[str, HostC
         routes.append(_parse_route(path, f"{where}.routes[{i}]", text, names))
     conntrack = _conntrack(path, f"{where}.conntrack", t.get("conntrack", dict, {}))
     ipfrag = _ipfrag(path, f"{where}.ipfrag", t.get("ipfrag", dict, {}))
+    rules = _rules(path, f"{where}.rules", t.get("rules", str, None))
+    logcfg = _log(path, f"{where}.log", t.get("log", dict, {}))
     t.done()
-    return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag)
+    return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag, rules, logcfg)
+
+
+def _rules(path: Path, key: str, value: str | None) -> RulesConfig | None:
+    """rules = "FILE": iptables-save text, relative to the TOML file; parsed here, now."""
+    if value is None:
+        return None
+    if not value:
+        raise ConfigError(path, key, "expected a file name, got an empty string")
+    from tunrouter.core.hooks import load
+    from tunrouter.rules import RuleSyntaxError
+
+    file = (path.parent / value) if not Path(value).is_absolute() else Path(value)
+    try:
+        text = file.read_text()
+    except OSError as e:
+        raise ConfigError(path, key, f"{file}: cannot read: {e.strerror}")
+    except UnicodeDecodeError:
+        raise ConfigError(path, key, f"{file}: not text (UTF-8)")
+    try:
+        load(text)
+    except RuleSyntaxError as e:
+        raise ConfigError(path, key, f"{file}: {e}")
+    return RulesConfig(file, text)
+
+
+def _log(path: Path, where: str, data: dict) -> LogConfig:
+    t = _Table(path, where, data)
+    file = t.get("file", str, "stderr",
+                 check=lambda v: None if v else 'expected a path, "stderr" or "syslog"')
+    fmt = t.get("format", str, "kernel", check=lambda v: None if v in ("kernel", "json")
+                else f'expected "kernel" or "json", got {v!r}')
+    t.done()
+    if file not in ("stderr", "syslog") and not Path(file).is_absolute():
+        file = str(path.parent / file)
+    return LogConfig(file, fmt)
 
 
 def _conntrack(path: Path, where: str, data: dict) -> dict[str, int]:
@@ -396,6 +448,14 @@ def build_router(cfg: RouterConfig):
     from tunrouter.conntrack.settings import Settings
 
     router = Router(ports, conntrack=Settings(**cfg.conntrack), ipfrag=cfg.ipfrag or None)
+    if cfg.rules is not None:
+        from tunrouter.core.hooks import engine_for
+        from tunrouter.rules import RuleSyntaxError
+
+        try:
+            router.set_rules(engine_for(cfg.rules.text))
+        except RuleSyntaxError as e:          # checked at load; only if the file changed
+            raise ConfigError(cfg.path, f"routers.{cfg.name}.rules", f"{cfg.rules.path}: {e}")
     for i, r in enumerate(cfg.routes):
         try:
             router.add_route(StaticRoute(r.prefix, r.prefixlen, r.via,

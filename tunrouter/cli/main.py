@@ -6,7 +6,7 @@ import os
 import sys
 
 from tunrouter import __version__
-from tunrouter.cli import conntrack
+from tunrouter.cli import conntrack, iptables
 from tunrouter.config import RUN_DIR, ConfigError
 
 
@@ -130,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     st.set_defaults(func=_stats)
 
     conntrack.add_parsers(sub, _add_target, _socket)
+    iptables.add_parsers(sub, _add_target, _socket)
     return p
 
 

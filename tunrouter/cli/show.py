@@ -19,6 +19,12 @@ def stats(router: str, s: dict) -> str:
                        ("ReasmFails", "datagrams given up"), ("ReasmTimeout", "timed out"),
                        ("queues", "in progress"), ("mem", "memory in use (bytes)")):
         lines.append(f"  {label:<30}{r[key]:>14}")
+    rules = s.get("rules")
+    if rules is not None:
+        lines += ["", "Rules"]
+        for key, label in (("hotdrops", "hotdrops"), ("log_written", "LOG lines written"),
+                           ("log_lost", "LOG lines lost")):
+            lines.append(f"  {label:<30}{rules[key]:>14}")
     lines += ["", "Drops"]
     for reason, n in s["drops"].items():
         lines.append(f"  {reason:<30}{n:>14}")

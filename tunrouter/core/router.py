@@ -11,6 +11,16 @@ link layer, ip_rcv_core() checks, reassembly (nf_defrag_ipv4), connection
 tracking (nf_conntrack_in), local or forward (ip_route_input), TTL, MTU,
 conntrack confirm, neighbour output.  Packets the router makes itself take
 the OUTPUT path: tracked, confirmed, routed.
+
+The rule hooks sit where netfilter's do (priorities of enum nf_ip_hook_priorities):
+raw PREROUTING (-300) before conntrack (-200), nat PREROUTING (-100, first
+packet of a connection only), routing, then filter INPUT (0) and nat INPUT
+(100) for local packets, or, after ip_forward()'s TTL and MTU checks and the
+TTL decrement, filter FORWARD (0) and nat POSTROUTING (100); conntrack
+confirm (INT_MAX) last.  Router-made packets: raw OUTPUT, conntrack, nat
+OUTPUT, filter OUTPUT, nat POSTROUTING, confirm.  A hook whose table has no
+chain for it costs one attribute test; a Ctx is built only for a hook that
+has rules, once per packet, and updated between hooks.
 """
 from dataclasses import dataclass
 
@@ -20,10 +30,12 @@ from tunrouter.conntrack.table import ConnTable
 from tunrouter.core import defrag
 from tunrouter.core.desc import PacketDesc, parse
 from tunrouter.core.fib import Fib, Route
+from tunrouter.core.hooks import ConnView
 from tunrouter.core.neigh import NeighbourTable
 from tunrouter.core.port import Kind, PortSpec
 from tunrouter.core.ratelimit import IcmpLimiter
 from tunrouter.core.verdict import Counters, Drop
+from tunrouter.rules import ACCEPT, DROP, FILTER, NAT, RAW, AddrTypes, Ctx, Hook, Reject
 from tunrouter.wire import arp, ether, icmp, ipv4, tcp
 from tunrouter.wire.fragment import fragment
 from tunrouter.wire.l4 import l4_csum
@@ -56,6 +68,10 @@ FORWARD_CACHE_MAX = 65536     # destinations; cleared whole when full, rebuilt o
 
 _NEW = CtInfo.NEW
 _CT_DROP = CtInfo.DROP
+_UNTRACKED = CtInfo.UNTRACKED
+_INVALID = CtInfo.INVALID
+_PRE, _IN, _FWD, _OUT, _POST = (Hook.PREROUTING, Hook.INPUT, Hook.FORWARD, Hook.OUTPUT,
+                                Hook.POSTROUTING)
 
 
 class Router:
@@ -87,6 +103,44 @@ class Router:
         self._ident = 0
         self._tap = [p.kind is Kind.TAP for p in ports]
         self._mtu = [p.mtu for p in ports]
+        self._names = [p.name for p in ports]
+        self._addrtypes = AddrTypes([(p.name, int.from_bytes(p.address, "big"), p.prefixlen)
+                                     for p in ports])
+        self._connview = ConnView(self.conntrack)
+        self.set_rules(None)
+
+    def set_rules(self, engine) -> None:
+        """Run engine (a rules.Engine, or None for no rules) from the next packet on.
+
+        Per hook, the engine when its table has a chain there, else None, so
+        the packet path tests one attribute per hook.  Conntrack state is not
+        touched: a reload keeps every connection.
+        """
+        self.rules = engine
+
+        def at(table, hook):
+            if engine is None or engine._hooks[table][hook] is None:
+                return None
+            return engine
+
+        def count_only(table, hook):
+            """An empty built-in chain with policy ACCEPT: only its policy counters move."""
+            chain = None if engine is None else engine._hooks[table][hook]
+            if chain is not None and not chain.rules and chain.policy is ACCEPT:
+                return chain
+            return None
+        # The busiest hooks skip the engine (and the Ctx) for an empty ACCEPT chain.
+        self._raw_pre_count = count_only(RAW, _PRE)
+        self._fwd_count = count_only(FILTER, _FWD)
+        self._raw_pre = None if self._raw_pre_count is not None else at(RAW, _PRE)
+        self._nat_pre = at(NAT, _PRE)
+        self._filter_in = at(FILTER, _IN)
+        self._nat_in = at(NAT, _IN)
+        self._filter_fwd = None if self._fwd_count is not None else at(FILTER, _FWD)
+        self._nat_post = at(NAT, _POST)
+        self._raw_out = at(RAW, _OUT)
+        self._nat_out = at(NAT, _OUT)
+        self._filter_out = at(FILTER, _OUT)
 
     def add_route(self, r: StaticRoute) -> None:
         """Install a static route; its gateway must be on a connected network."""
@@ -113,6 +167,7 @@ class Router:
         c.rx_packets[in_port] += 1
         c.rx_bytes[in_port] += len(frame)
         l2_broadcast = False
+        l2 = None
         if self._tap[in_port]:
             if len(frame) < ether.HLEN:
                 return self._drop(Drop.SHORT)
@@ -125,6 +180,7 @@ class Router:
                 if not frame[ether.DST] & 1:
                     return self._drop(Drop.OTHER_HOST)
                 l2_broadcast = True
+            l2 = frame
             frame = frame[ether.HLEN:]
         d = parse(frame, in_port)
         if type(d) is Drop:
@@ -138,13 +194,34 @@ class Router:
                 return self._drop(_DEFRAG_DROPS[whole])
             d = parse(memoryview(whole.packet), in_port)
             frag_max = whole.frag_max_size
-        ct, ctinfo = self.conntrack.track(d, now)
+        ctx = None
+        if self._raw_pre is not None:
+            ctx = self._ctx(d, _INVALID, None, in_port, "", l2, now)
+            v = self.rules.run(RAW, _PRE, ctx)
+            if v is not ACCEPT:
+                return self._verdict(v, d, now)
+            if ctx.notrack:
+                ct, ctinfo = None, _UNTRACKED
+            else:
+                ct, ctinfo = self.conntrack.track(d, now)
+        else:
+            if self._raw_pre_count is not None:
+                self._raw_pre_count.packets += 1
+                self._raw_pre_count.bytes += len(d.buf)
+            ct, ctinfo = self.conntrack.track(d, now)
         if ctinfo is _CT_DROP:
             return self._ct_drop()
+        # nat chains see a connection's first packet only (before NAT is set up
+        # on it: nf_nat_initialized()), i.e. while the entry is unconfirmed.
+        if ctinfo is _NEW and self._nat_pre is not None and ct.timer is None:
+            ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, "", l2, now)
+            v = self.rules.run(NAT, _PRE, ctx)
+            if v is not ACCEPT:
+                return self._verdict(v, d, now)
         dst = d.dst
         route = self._forwardable.get(dst)
         if route is None:
-            route = self._classify(d, ct, ctinfo, l2_broadcast, now)
+            route = self._classify(d, ct, ctinfo, l2_broadcast, now, l2, ctx)
             if type(route) is list:
                 return route
         elif _MARTIAN_SRC[d.src[0]]:
@@ -164,9 +241,26 @@ class Router:
             too_big = len(buf) > mtu
         if too_big and d.frag & ipv4.FLAG_DF:
             return self._error(d, Drop.FRAG_NEEDED, icmp.DEST_UNREACH, icmp.FRAG_NEEDED, mtu, now)
-        if ctinfo is _NEW and not self.conntrack.confirm(ct, now):
-            return self._ct_drop()
+        # ip_forward(): the TTL is decremented before NF_INET_FORWARD, so
+        # FORWARD's rules (LOG TTL=, -m ttl) see the new value.
         ipv4.dec_ttl(buf)
+        if self._filter_fwd is not None:
+            d.ttl -= 1
+            ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, self._names[route.port], l2, now)
+            v = self.rules.run(FILTER, _FWD, ctx)
+            if v is not ACCEPT:
+                return self._verdict(v, d, now)
+        elif self._fwd_count is not None:
+            self._fwd_count.packets += 1
+            self._fwd_count.bytes += len(buf)
+        if ctinfo is _NEW:
+            if self._nat_post is not None and ct.timer is None:
+                ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, self._names[route.port], l2, now)
+                v = self.rules.run(NAT, _POST, ctx)
+                if v is not ACCEPT:
+                    return self._verdict(v, d, now)
+            if not self.conntrack.confirm(ct, now):
+                return self._ct_drop()
         c.forwarded += 1
         if len(buf) > limit:
             out = []
@@ -181,7 +275,7 @@ class Router:
         return out
 
     def _classify(self, d: PacketDesc, ct, ctinfo: CtInfo, l2_broadcast: bool,
-                  now: float) -> Route | list:
+                  now: float, l2=None, ctx=None) -> Route | list:
         """Where a destination not yet in the forwarding cache goes.
 
         Returns the route to forward by, or the frames that answer the packet
@@ -191,7 +285,7 @@ class Router:
         """
         dst = d.dst
         if dst in self.local:
-            return self._local(d, ct, ctinfo, now)
+            return self._local(d, ct, ctinfo, now, l2, ctx)
         if _MARTIAN_SRC[d.src[0]] or _MARTIAN_DST[dst[0]]:
             return self._drop(Drop.MARTIAN)
         if l2_broadcast:
@@ -222,6 +316,8 @@ class Router:
                 self._icmp_error(d, icmp.DEST_UNREACH, icmp.HOST_UNREACH, 0, now, out)
         if self.conntrack.next_deadline() <= now:
             self.conntrack.expire(now)
+            if self.rules is not None:
+                self.rules.sweep(self._connview)      # -m connlimit forgets closed entries
         for t in self.defrag.expire(now):
             # ip_expire(): only the datagram's destination reports the timeout
             # (RFC 792); a router stays silent about transit datagrams.
@@ -234,6 +330,46 @@ class Router:
         return min(self.neigh.deadline, self.defrag.next_deadline(), self.conntrack.next_deadline())
 
     # -- pieces of the path ---------------------------------------------------
+
+    def _ctx(self, d: PacketDesc, ctinfo, ct, in_port, out_name: str, l2, now: float,
+             local: bool = False) -> Ctx:
+        return Ctx(d, ctinfo, ct, "" if in_port is None else self._names[in_port], out_name,
+                   now, b"" if l2 is None else bytes(l2[:ether.HLEN]), self._addrtypes,
+                   self._connview, None, local)
+
+    def _ctx_at(self, ctx, d, ctinfo, ct, in_port, out_name, l2, now) -> Ctx:
+        """The packet's Ctx for the next hook: made on first use, then brought up to date."""
+        if ctx is None:
+            return self._ctx(d, ctinfo, ct, in_port, out_name, l2, now)
+        ctx.ctinfo, ctx.conn, ctx.out_name = ctinfo, ct, out_name
+        return ctx
+
+    def _verdict(self, v, d: PacketDesc, now: float, originated: bool = False) -> list:
+        """A rule's verdict other than ACCEPT: the packet is dropped, perhaps answered."""
+        if v is DROP:
+            return self._drop(Drop.RULE)
+        if type(v) is Reject:
+            self.counters.drops[Drop.REJECT] += 1
+            out = []
+            # A packet the router made itself is refused towards the router:
+            # the kernel delivers that error locally, where nothing reads it.
+            if not originated:
+                self._reject(v, d, now, out)
+            return out
+        # NAT targets are refused at load (hooks.unsupported) until NAT lands.
+        raise AssertionError(f"verdict {v!r} cannot be applied")
+
+    def _reject(self, v: Reject, d: PacketDesc, now: float, out: list) -> None:
+        """ipt_REJECT: nf_send_unreach() is icmp_send(), rate-limited like any; or nf_send_reset()."""
+        what = v.icmp
+        if what is not None:
+            self._icmp_error(d, what[0], what[1], 0, now, out)
+            return
+        # nf_send_reset(): never for a non-first fragment or a RST; from the
+        # original destination, seq/ack as nf_reject_ip_tcphdr_put(), DF set.
+        if d.proto != ipv4.PROTO_TCP or d.frag & ipv4.OFFSET_MASK:
+            return
+        self._tcp_reset(d, now, out, frag=ipv4.FLAG_DF)
 
     def _drop(self, reason: Drop) -> list:
         self.counters.drops[reason] += 1
@@ -263,17 +399,44 @@ class Router:
             out.append((route.port, packet))
 
     def _originate(self, src: bytes, dst: bytes, proto: int, tos: int, payload: bytes,
-                   now: float, out: list) -> None:
+                   now: float, out: list, frag: int = 0) -> None:
         """Send a packet the router itself makes (ICMP, RST) towards dst."""
         route = self.fib.lookup(dst)
         if route is None:
             return
         self._ident = (self._ident + 1) & 0xFFFF
-        packet = ipv4.emit(tos, self._ident, 0, ICMP_TTL, proto, src, dst, payload)
-        # OUTPUT: tracked like any other packet (an echo reply is the REPLY of
-        # the request's entry), confirmed as it leaves.
-        ct, ctinfo = self.conntrack.track(parse(memoryview(bytearray(packet)), route.port), now)
-        if ctinfo is _CT_DROP or ctinfo is _NEW and not self.conntrack.confirm(ct, now):
+        packet = ipv4.emit(tos, self._ident, frag, ICMP_TTL, proto, src, dst, payload)
+        # OUTPUT: raw OUTPUT, then tracked like any other packet (an echo reply
+        # is the REPLY of the request's entry), the OUTPUT and POSTROUTING
+        # rules, confirmed as it leaves.
+        d = parse(memoryview(bytearray(packet)), route.port)
+        ctx = None
+        out_name = self._names[route.port]
+        if self._raw_out is not None:
+            ctx = self._ctx(d, _INVALID, None, None, out_name, None, now, local=True)
+            v = self.rules.run(RAW, _OUT, ctx)
+            if v is not ACCEPT:
+                self._verdict(v, d, now, originated=True)
+                return
+            ct, ctinfo = (None, _UNTRACKED) if ctx.notrack else self.conntrack.track(d, now)
+        else:
+            ct, ctinfo = self.conntrack.track(d, now)
+        if ctinfo is _CT_DROP:
+            self._ct_drop()
+            return
+        for table, hook, engine in ((NAT, _OUT, self._nat_out), (FILTER, _OUT, self._filter_out),
+                                    (NAT, _POST, self._nat_post)):
+            if engine is None or table == NAT and (ctinfo is not _NEW or ct.timer is not None):
+                continue
+            if ctx is None:
+                ctx = self._ctx(d, ctinfo, ct, None, out_name, None, now, local=True)
+            else:
+                ctx.ctinfo, ctx.conn = ctinfo, ct
+            v = engine.run(table, hook, ctx)
+            if v is not ACCEPT:
+                self._verdict(v, d, now, originated=True)
+                return
+        if ctinfo is _NEW and not self.conntrack.confirm(ct, now):
             self._ct_drop()
             return
         if len(packet) > self._mtu[route.port]:
@@ -312,12 +475,23 @@ class Router:
         self.counters.icmp_sent += 1
         self._originate(self.ports[route.port].address, src, ipv4.PROTO_ICMP, tos, msg, now, out)
 
-    def _local(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float) -> list:
+    def _local(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float, l2=None, ctx=None) -> list:
         """A packet for one of the router's own addresses (any port: weak host model)."""
         if _MARTIAN_SRC[d.src[0]]:
             return self._drop(Drop.MARTIAN)
-        if ctinfo is _NEW and not self.conntrack.confirm(ct, now):     # INPUT confirm
-            return self._ct_drop()
+        if self._filter_in is not None:
+            ctx = self._ctx_at(ctx, d, ctinfo, ct, d.in_port, "", l2, now)
+            v = self.rules.run(FILTER, _IN, ctx)
+            if v is not ACCEPT:
+                return self._verdict(v, d, now)
+        if ctinfo is _NEW:
+            if self._nat_in is not None and ct.timer is None:
+                ctx = self._ctx_at(ctx, d, ctinfo, ct, d.in_port, "", l2, now)
+                v = self.rules.run(NAT, _IN, ctx)
+                if v is not ACCEPT:
+                    return self._verdict(v, d, now)
+            if not self.conntrack.confirm(ct, now):     # INPUT confirm
+                return self._ct_drop()
         self.counters.local += 1
         out = []
         payload = d.payload
@@ -336,7 +510,7 @@ class Router:
             self._icmp_error(d, icmp.DEST_UNREACH, icmp.PROT_UNREACH, 0, now, out)
         return out
 
-    def _tcp_reset(self, d: PacketDesc, now: float, out: list) -> None:
+    def _tcp_reset(self, d: PacketDesc, now: float, out: list, frag: int = 0) -> None:
         """Refuse a TCP segment to the router as tcp_v4_send_reset() does."""
         seg = d.payload
         if len(seg) < tcp.MIN_HLEN:
@@ -353,7 +527,7 @@ class Router:
             rst_flags = tcp.RST | tcp.ACK
         hdr = bytearray(tcp.HEADER.pack(dport, sport, rst_seq, rst_ack, 5 << 4, rst_flags, 0, 0, 0))
         hdr[tcp.CHECKSUM:tcp.CHECKSUM + 2] = l4_csum(d.dst, d.src, ipv4.PROTO_TCP, hdr).to_bytes(2, "big")
-        self._originate(d.dst, d.src, ipv4.PROTO_TCP, 0, bytes(hdr), now, out)
+        self._originate(d.dst, d.src, ipv4.PROTO_TCP, 0, bytes(hdr), now, out, frag)
 
     def _arp(self, port: int, body: memoryview, now: float) -> list:
         """Answer requests for our address on this port; learn senders (arp_process)."""

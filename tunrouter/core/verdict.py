@@ -28,6 +28,8 @@ class Drop(enum.IntEnum):
     CONNTRACK = enum.auto()        # conntrack refused it: table full, or a lost insert race
     NEIGH_FAILED = enum.auto()     # ARP resolution of the next hop timed out
     NEIGH_QUEUE_FULL = enum.auto() # too many packets waiting for one neighbour
+    RULE = enum.auto()             # a rule or a chain policy said DROP
+    REJECT = enum.auto()           # a REJECT rule: dropped, answered with an ICMP error or RST
     WRITE_FAILED = enum.auto()     # the device would not take the frame
     INTERNAL = enum.auto()         # an exception escaped process(): a bug
 

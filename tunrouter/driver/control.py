@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 VERSION = 1
-MAX_REQUEST = 65536
+MAX_REQUEST = 16 << 20          # a whole ruleset travels in one iptables-restore request
 
 log = logging.getLogger("tunrouter.control")
 

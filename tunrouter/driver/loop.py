@@ -22,13 +22,15 @@ log = logging.getLogger("tunrouter.loop")
 
 class Loop:
     def __init__(self, router: Router, fds: list[int], control: ControlServer | None,
-                 wakeup_fd: int | None = None, clock=time.monotonic, log_notice=log.warning):
+                 wakeup_fd: int | None = None, clock=time.monotonic, log_notice=log.warning,
+                 log_sink=None):
         self.router = router
         self.fds = fds
         self.control = control
         self.wakeup_fd = wakeup_fd
         self.clock = clock
         self.log_notice = log_notice
+        self.log_sink = log_sink
         self.stopping = False
         self._internal_logged = False
 
@@ -96,11 +98,20 @@ class Loop:
             for text in router.notices:
                 self.log_notice(text)
             router.notices.clear()
+        self.drain_logs()
         events = router.conntrack.drain_events()
         if events and ctl is not None and ctl.subscribed("ct_events"):
             for fd in ctl.publish("ct_events", events):
                 ep.unregister(fd)
                 ctl.drop(fd)
+
+    def drain_logs(self) -> None:
+        """Write the LOG lines the rules made since the last pass to the sink."""
+        engine = self.router.rules
+        if engine is not None and engine.logs:
+            if self.log_sink is not None:
+                self.log_sink.write(engine.logs)
+            engine.logs.clear()
 
     def _write_all(self, out: list) -> None:
         """Write each (port, frame); a frame the device refuses is counted, not fatal."""

@@ -11,6 +11,8 @@ from tunrouter.config import RouterConfig, build_router
 from tunrouter.driver import devices as devmod
 from tunrouter.driver.control import ControlServer
 from tunrouter.driver.ctl_conntrack import conntrack_handlers
+from tunrouter.driver.ctl_rules import rules_handlers
+from tunrouter.driver.logsink import LogSink
 from tunrouter.driver.loop import Loop
 
 log = logging.getLogger("tunrouter")
@@ -39,17 +41,23 @@ def serve(cfg: RouterConfig) -> None:
     rsock, wsock = socket.socketpair()
     rsock.setblocking(False)
     wsock.setblocking(False)
-    loop = Loop(router, [d.fd for d in devices], control, rsock.fileno(), log_notice=_notice_log())
+    sink = LogSink(cfg.log.file, cfg.log.format, cfg.name)
+    loop = Loop(router, [d.fd for d in devices], control, rsock.fileno(), log_notice=_notice_log(),
+                log_sink=sink)
     names = [i.name for i in cfg.interfaces]
     control.handlers.update({
         "ping": lambda req: {"router": cfg.name, "version": __version__, "pid": os.getpid()},
         "stats": lambda req: {**router.counters.snapshot(names),
                               "reassembly": router.defrag.snapshot(),
                               "conntrack": {"entries": router.conntrack.count(),
-                                            "max": router.conntrack.settings.max}},
+                                            "max": router.conntrack.settings.max},
+                              "rules": {"loaded": router.rules is not None,
+                                        "hotdrops": router.rules.hotdrops if router.rules else 0,
+                                        "log_written": sink.written, "log_lost": sink.lost}},
         "routes": lambda req: [_route_row(router, r) for r in router.fib.routes()],
         "neighbours": lambda req: [_neigh_row(router, n) for n in router.neigh.entries()],
         **conntrack_handlers(router.conntrack, time.monotonic),
+        **rules_handlers(router, loop.drain_logs),
     })
 
     def on_signal(signum, _frame):
@@ -72,6 +80,7 @@ def serve(cfg: RouterConfig) -> None:
         for d in devices:
             d.close()
         control.close()
+        sink.close()
         rsock.close()
         wsock.close()
         log.info("router %s down: devices removed", cfg.name)
