@@ -66,6 +66,7 @@ class RouterConfig:
     ipfrag: dict[str, int] = field(default_factory=dict)      # Defrag() arguments
     rules: "RulesConfig | None" = None                         # the ruleset loaded at start
     log: "LogConfig" = field(default_factory=lambda: LogConfig())
+    nflog_dir: Path | None = None     # NFLOG pcap files: <dir>/nflog-<group>.pcap
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,14 @@ def _router(path: Path, name: str, data, lab: str | None, hosts: dict[str, HostC
     ipfrag = _ipfrag(path, f"{where}.ipfrag", t.get("ipfrag", dict, {}))
     rules = _rules(path, f"{where}.rules", t.get("rules", str, None))
     logcfg = _log(path, f"{where}.log", t.get("log", dict, {}))
+    nflog = _Table(path, f"{where}.nflog", t.get("nflog", dict, {}))
+    nflog_dir = nflog.get("dir", str, None, check=lambda v: None if v else "expected a directory path")
+    nflog.done()
+    nflog_dir = (path.parent / nflog_dir if nflog_dir else
+                 control.with_name(control.name.removesuffix(".sock") + "-nflog"))
     t.done()
-    return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag, rules, logcfg)
+    return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag, rules, logcfg,
+                        nflog_dir)
 
 
 def _rules(path: Path, key: str, value: str | None) -> RulesConfig | None:

@@ -194,9 +194,12 @@ def down(name: str) -> None:
     for ns in state["namespaces"]:
         netns.remove(ns)
     for p in state["routers"].values():
+        sock = Path(p["socket"])
         with contextlib.suppress(FileNotFoundError):
             if not _answers_ping(p["socket"]):
-                Path(p["socket"]).unlink()
+                sock.unlink()
+        # The router's default NFLOG directory, next to its socket (config.py).
+        _rmtree(sock.with_name(sock.name.removesuffix(".sock") + "-nflog"))
     _rmtree(state_dir(name))
 
 

@@ -4,7 +4,9 @@ One lab for the module (bringing a lab up is the slow part); each test loads
 its own ruleset with `tunrouter iptables-restore`, as an operator would.
 """
 import re
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import LABS, lab_from, need, tunrouter
@@ -116,3 +118,21 @@ def test_syn_flood_chain_under_hping3(lab, tmp_path):
     tunrouter("iptables", "--lab", lab.name, "-Z")
     saved = tunrouter("iptables-save", "-c", "--lab", lab.name).stdout
     assert "-j DROP" in saved and not re.search(r"^\[[1-9]", saved, re.MULTILINE)
+
+
+def test_nflog_capture_is_read_by_tcpdump(lab, tmp_path):
+    need("tcpdump")
+    # First in FORWARD, so it sees the ESTABLISHED packets too: both ways, both pings.
+    nflog = STATEFUL.replace(":OUTPUT ACCEPT [0:0]\n", ":OUTPUT ACCEPT [0:0]\n"
+                             '-A FORWARD -p icmp -j NFLOG --nflog-group 7 --nflog-prefix "icmp: "\n')
+    restore(lab, nflog, tmp_path)
+    lab.run("h1", "ping", "-c", "2", "-W", "2", "203.0.113.80")
+    pcap = Path(f"/run/tunrouter/{lab.name}-r1-nflog/nflog-7.pcap")
+    deadline = time.monotonic() + 3
+    while not pcap.exists() or pcap.stat().st_size < 24 + 4 * 100:
+        assert time.monotonic() < deadline, "no NFLOG capture"
+        time.sleep(0.1)
+    out = subprocess.run(["tcpdump", "-nr", str(pcap)], capture_output=True, text=True, timeout=20)
+    lines = out.stdout.splitlines()
+    assert sum("10.1.0.2 > 203.0.113.80: ICMP echo request" in x for x in lines) == 2, out.stdout
+    assert sum("203.0.113.80 > 10.1.0.2: ICMP echo reply" in x for x in lines) == 2, out.stdout

@@ -2,13 +2,13 @@
 
 The rules package parses and validates everything iptables offers; the router
 runs what it can.  Until the NAT and helper issues land, a ruleset using a NAT
-target (SNAT, DNAT, MASQUERADE, REDIRECT), NFLOG or CT --helper cannot be
-honoured, so load() refuses it with the line, rather than accept it and
-silently do nothing.
+target (SNAT, DNAT, MASQUERADE, REDIRECT) or CT --helper cannot be honoured,
+so load() refuses it with the line, rather than accept it and silently do
+nothing.
 """
 from tunrouter.conntrack.proto.tcp import TcpState
 from tunrouter.rules import Engine, Ruleset, RuleSyntaxError, restore
-from tunrouter.rules.targets import Ct, Dnat, Masquerade, Nflog, Redirect, Snat
+from tunrouter.rules.targets import Ct, Dnat, Masquerade, Redirect, Snat
 
 _NAT_TARGETS = (Snat, Dnat, Masquerade, Redirect)
 _CLOSED = (TcpState.TIME_WAIT, TcpState.CLOSE)
@@ -23,8 +23,6 @@ def unsupported(ruleset: Ruleset) -> None:
                 if isinstance(tg, _NAT_TARGETS):
                     raise RuleSyntaxError(r.lineno, f"NAT targets are not supported yet "
                                                     f"(-j {tg.name})")
-                if isinstance(tg, Nflog):
-                    raise RuleSyntaxError(r.lineno, "NFLOG is not supported yet")
                 if isinstance(tg, Ct) and tg.helper:
                     raise RuleSyntaxError(r.lineno, "CT --helper is not supported yet "
                                                     "(connection tracking helpers are not "

@@ -23,7 +23,7 @@ log = logging.getLogger("tunrouter.loop")
 class Loop:
     def __init__(self, router: Router, fds: list[int], control: ControlServer | None,
                  wakeup_fd: int | None = None, clock=time.monotonic, log_notice=log.warning,
-                 log_sink=None):
+                 log_sink=None, nflog_sink=None):
         self.router = router
         self.fds = fds
         self.control = control
@@ -31,6 +31,7 @@ class Loop:
         self.clock = clock
         self.log_notice = log_notice
         self.log_sink = log_sink
+        self.nflog_sink = nflog_sink
         self.stopping = False
         self._internal_logged = False
 
@@ -106,12 +107,18 @@ class Loop:
                 ctl.drop(fd)
 
     def drain_logs(self) -> None:
-        """Write the LOG lines the rules made since the last pass to the sink."""
+        """Write the LOG lines and NFLOG captures the rules made since the last pass."""
         engine = self.router.rules
-        if engine is not None and engine.logs:
+        if engine is None:
+            return
+        if engine.logs:
             if self.log_sink is not None:
                 self.log_sink.write(engine.logs)
             engine.logs.clear()
+        if engine.nflogs:
+            if self.nflog_sink is not None:
+                self.nflog_sink.write(engine.nflogs)
+            engine.nflogs.clear()
 
     def _write_all(self, out: list) -> None:
         """Write each (port, frame); a frame the device refuses is counted, not fatal."""

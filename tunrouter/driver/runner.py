@@ -13,6 +13,7 @@ from tunrouter.driver.control import ControlServer
 from tunrouter.driver.ctl_conntrack import conntrack_handlers
 from tunrouter.driver.ctl_rules import rules_handlers
 from tunrouter.driver.logsink import LogSink
+from tunrouter.driver.nflogsink import NflogSink
 from tunrouter.driver.loop import Loop
 
 log = logging.getLogger("tunrouter")
@@ -42,8 +43,9 @@ def serve(cfg: RouterConfig) -> None:
     rsock.setblocking(False)
     wsock.setblocking(False)
     sink = LogSink(cfg.log.file, cfg.log.format, cfg.name)
+    nflog = NflogSink(cfg.nflog_dir)
     loop = Loop(router, [d.fd for d in devices], control, rsock.fileno(), log_notice=_notice_log(),
-                log_sink=sink)
+                log_sink=sink, nflog_sink=nflog)
     names = [i.name for i in cfg.interfaces]
     control.handlers.update({
         "ping": lambda req: {"router": cfg.name, "version": __version__, "pid": os.getpid()},
@@ -53,7 +55,8 @@ def serve(cfg: RouterConfig) -> None:
                                             "max": router.conntrack.settings.max},
                               "rules": {"loaded": router.rules is not None,
                                         "hotdrops": router.rules.hotdrops if router.rules else 0,
-                                        "log_written": sink.written, "log_lost": sink.lost}},
+                                        "log_written": sink.written, "log_lost": sink.lost,
+                                        "nflog_written": nflog.written, "nflog_lost": nflog.lost}},
         "routes": lambda req: [_route_row(router, r) for r in router.fib.routes()],
         "neighbours": lambda req: [_neigh_row(router, n) for n in router.neigh.entries()],
         **conntrack_handlers(router.conntrack, time.monotonic),
@@ -80,7 +83,9 @@ def serve(cfg: RouterConfig) -> None:
         for d in devices:
             d.close()
         control.close()
+        loop.drain_logs()                 # what the last packets logged
         sink.close()
+        nflog.close()
         rsock.close()
         wsock.close()
         log.info("router %s down: devices removed", cfg.name)

@@ -217,11 +217,13 @@ def _dump_mac(line: _Line, header: bytes, macdecode: bool) -> None:
 
 class NflogRecord:
     """One NFLOG capture: the group's sink writes data (at most --nflog-size bytes) as pcap."""
-    __slots__ = ("group", "prefix", "threshold", "now", "in_name", "out_name", "data", "length")
+    __slots__ = ("group", "prefix", "threshold", "hook", "now", "in_name", "out_name", "data",
+                 "length")
 
     def __init__(self, nflog, ctx):
         buf = ctx.desc.buf
         self.group = nflog.group
+        self.hook = ctx.hook
         self.prefix = nflog.prefix
         self.threshold = nflog.threshold
         self.now = ctx.now

@@ -161,10 +161,9 @@ def test_reload_keeps_conntrack_entries_and_rule_counters_carry_with_noflush():
     assert r.rules.counters("filter", "FORWARD", 0)[0] == 1
 
 
-def test_nat_nflog_and_ct_helper_are_refused_with_the_line():
+def test_nat_and_ct_helper_are_refused_with_the_line():
     cases = [("*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n",
               "line 3: NAT targets are not supported yet"),
-             (filt("-A FORWARD -j NFLOG --nflog-group 2"), "line 5: NFLOG is not supported yet"),
              ("*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\n"
               "COMMIT\n", "line 3: CT --helper is not supported yet")]
     for text, message in cases:
