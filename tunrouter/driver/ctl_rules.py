@@ -7,12 +7,14 @@ print_fragment(), the interfaces and addresses, then each match's and the
 target's print function, with -n, -v, -x and --line-numbers as FMT_NUMERIC,
 FMT_VIA|counters, exact counts and FMT_LINENUMBERS.
 """
+import shlex
 import socket
 
 from tunrouter.core.hooks import engine_for, load
 from tunrouter.rules import Engine, RuleSyntaxError, limits
 from tunrouter.rules import matches as m
 from tunrouter.rules.model import TABLES, Chain, proto_name
+from tunrouter.rules.recent import RecentMatch
 from tunrouter.rules.save import chain_order
 from tunrouter.rules.targets import LOG_LEVELS, Ct, Jump, Log, Notrack, Reject, Standard
 from tunrouter.rules.values import format_ipv4, format_rate
@@ -90,10 +92,6 @@ def _match_text(x, numeric: bool) -> str:
         return out
     if isinstance(x, m.StateMatch):
         return f" {'! ' if x.inv else ''}state {m._flag_names(x.state, m.STATES, '')}"
-    if isinstance(x, m.ConntrackMatch) and x.save().lstrip("! ").startswith("--ctstate") \
-            and x.save().count("--") == 1:
-        return (f" {'! ' if x.state_inv else ''}ctstate "
-                f"{m._flag_names(x.state, m.CTSTATES, '')}")
     if isinstance(x, m.CommentMatch):
         return f" /* {x.comment} */"
     if isinstance(x, limits.LimitMatch):
@@ -123,8 +121,137 @@ def _match_text(x, numeric: bool) -> str:
     if isinstance(x, m.LengthMatch):
         span = str(x.lo) if x.lo == x.hi else f"{x.lo}:{x.hi}"
         return f" length {'!' if x.inv else ''}{span}"
+    text = _MORE_PRINTERS.get(type(x))
+    if text is not None:
+        return text(x)
     # Matches without a -L printer of their own show their iptables-save options.
     return f" {x.name} {x.save()}"
+
+
+def _bang(inv: bool, space: str = " ") -> str:
+    return "!" + space if inv else ""
+
+
+def _addr_mask(addr: int, plen: int) -> str:
+    a = ".".join(str(addr >> s & 0xFF) for s in (24, 16, 8, 0))
+    return a if plen == 32 else f"{a}/{plen}"
+
+
+def _range(span) -> str:
+    lo, hi = span
+    return str(lo) if lo == hi else f"{lo}:{hi}"
+
+
+def _iprange(x) -> str:
+    # libxt_iprange: "source IP range [! ]A-B", "destination IP range [! ]A-B"
+    out = ""
+    for word, span, inv in (("source", x.src, x.src_inv), ("destination", x.dst, x.dst_inv)):
+        if span is not None:
+            out += f" {word} IP range {_bang(inv)}{_addr_mask(span[0], 32)}-{_addr_mask(span[1], 32)}"
+    return out
+
+
+def _addrtype(x) -> str:
+    # libxt_addrtype: " ADDRTYPE match src-type [!]T,... dst-type [!]T,... limit-in|limit-out"
+    out = " ADDRTYPE match"
+    for word, value, inv in (("src-type", x.src, x.src_inv), ("dst-type", x.dst, x.dst_inv)):
+        if value:
+            # The match keeps a bit per route type: 1 << RTN_*.
+            names = ",".join(n for n, rtn in m.ADDRTYPES.items() if value >> rtn & 1)
+            out += f" {word} {'!' if inv else ''}{names}"
+    if x.iface:
+        out += f" limit-{x.iface}"
+    return out
+
+
+def _hashlimit(x) -> str:
+    # libxt_hashlimit's print: the rate and burst always, the rest when not the default,
+    # which is exactly what its canonical save text carries.
+    opts = dict(zip(*[iter(shlex.split(x.save()))] * 2))
+    out = f" limit: {'above' if x.above else 'up to'} "
+    out += opts.get("--hashlimit-above") or opts.get("--hashlimit-upto")
+    out += f" burst {x.config.burst}"
+    if "--hashlimit-mode" in opts:
+        out += " mode " + opts["--hashlimit-mode"].replace(",", "-")
+    for option, word in (("size", "htable-size"), ("max", "htable-max"),
+                         ("gcinterval", "htable-gcinterval"), ("expire", "htable-expire")):
+        if f"--hashlimit-htable-{option}" in opts:
+            out += f" {word} {opts[f'--hashlimit-htable-{option}']}"
+    for option in ("srcmask", "dstmask"):
+        if f"--hashlimit-{option}" in opts:
+            out += f" {option} {opts[f'--hashlimit-{option}']}"
+    return out
+
+
+def _recent(x) -> str:
+    # libxt_recent: " [!] recent: SET|CHECK|UPDATE|REMOVE [seconds: N] [reap] [hit_count: N]
+    # [TTL-Match] name: NAME side: source|dest mask: A.B.C.D"
+    out = " !" if x.inv else ""
+    out += " recent: " + {"set": "SET", "rcheck": "CHECK", "update": "UPDATE", "remove": "REMOVE"}[x.cmd]
+    if x.seconds:
+        out += f" seconds: {x.seconds}"
+    if x.reap:
+        out += " reap"
+    if x.hitcount:
+        out += f" hit_count: {x.hitcount}"
+    if x.rttl:
+        out += " TTL-Match"
+    return out + f" name: {x.table} side: {'dest' if x.rdest else 'source'} mask: {_addr_mask(x.mask, 32)}"
+
+
+def _string(x) -> str:
+    # libxt_string: printable patterns quoted (with \ and " escaped), others as |hex|
+    if all(0x20 <= b < 0x7F for b in x.pattern):
+        text = x.pattern.decode().replace("\\", "\\\\").replace('"', '\\"')
+    else:
+        text = "|" + x.pattern.hex() + "|"
+    out = f' STRING match {"!" if x.inv else ""} "{text}" ALGO name {x.algo}'
+    if x.start:
+        out += f" FROM {x.start}"
+    if x.stop != 65535:
+        out += f" TO {x.stop}"
+    return out + (" ICASE" if x.icase else "")
+
+
+def _conntrack(x) -> str:
+    # libxt_conntrack's conntrack_dump, in its order, "! " before an inverted option.
+    out = ""
+
+    def opt(inv, word, text):
+        return f"{' !' if inv else ''} {word} {text}"
+    if x.state is not None:
+        out += opt(x.state_inv, "ctstate", m._flag_names(x.state, m.CTSTATES, ""))
+    if x.proto is not None:
+        out += opt(x.proto_inv, "ctproto", x.proto)
+    for word in ("origsrc", "origdst", "replsrc", "repldst"):
+        value = getattr(x, word)
+        if value is not None:
+            out += opt(getattr(x, word + "_inv"), "ct" + word, _addr_mask(*value))
+    for word in ("origsrcport", "origdstport", "replsrcport", "repldstport"):
+        value = getattr(x, word)
+        if value is not None:
+            out += opt(getattr(x, word + "_inv"), "ct" + word, _range(value))
+    if x.status is not None:
+        out += opt(x.status_inv, "ctstatus", m._flag_names(x.status, m.CTSTATUS, "NONE"))
+    if x.expire is not None:
+        out += opt(x.expire_inv, "ctexpire", _range(x.expire))
+    if x.reply_dir is not None:
+        out += f" ctdir {'REPLY' if x.reply_dir else 'ORIGINAL'}"
+    return out
+
+
+_MORE_PRINTERS = {
+    m.IprangeMatch: _iprange,
+    m.MacMatch: lambda x: f" MAC {_bang(x.inv)}{':'.join('%02X' % b for b in x.mac)}",
+    m.AddrtypeMatch: _addrtype,
+    limits.ConnlimitMatch: lambda x: (f" #conn {'dst' if x.daddr else 'src'}/{x.mask} "
+                                      f"{'>' if x.above else '<='} {x.limit}"),
+    limits.HashlimitMatch: _hashlimit,
+    RecentMatch: _recent,
+    m.StringMatch: _string,
+    m.HelperMatch: lambda x: f' helper match {_bang(x.inv)}"{x.helper}"',
+    m.ConntrackMatch: _conntrack,
+}
 
 
 def _target_name(tg) -> str:

@@ -133,3 +133,57 @@ def test_offline_test_needs_no_router(tmp_path, capsys):
     assert main(["iptables-restore", "--test", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}: line 8: " in err and "--dprot" in err
+
+
+# Every match with an -L wording of its own, and `iptables -L FORWARD -n -v` of it
+# from iptables v1.8.9 (nf_tables) on this machine.
+MATCHES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m iprange --src-range 10.0.0.1-10.0.0.9 -j ACCEPT
+-A FORWARD -m iprange ! --dst-range 10.0.0.1-10.0.0.9 -j ACCEPT
+-A FORWARD -m mac --mac-source 02:00:00:00:00:01 -j ACCEPT
+-A FORWARD -m addrtype --dst-type LOCAL -j ACCEPT
+-A FORWARD -m addrtype --src-type UNICAST ! --dst-type BROADCAST --limit-iface-in -j ACCEPT
+-A FORWARD -p tcp -m connlimit --connlimit-above 2 --connlimit-mask 32 --connlimit-saddr -j DROP
+-A FORWARD -p tcp -m connlimit --connlimit-upto 5 --connlimit-mask 24 --connlimit-daddr -j ACCEPT
+-A FORWARD -m hashlimit --hashlimit-upto 10/sec --hashlimit-burst 5 --hashlimit-mode srcip --hashlimit-name foo -j ACCEPT
+-A FORWARD -m hashlimit --hashlimit-above 100/min --hashlimit-mode srcip,dstport --hashlimit-name bar --hashlimit-htable-expire 30000 -j DROP
+-A FORWARD -m recent --set --name SSH --mask 255.255.255.255 --rsource -j ACCEPT
+-A FORWARD -m recent --update --seconds 60 --hitcount 4 --name SSH --mask 255.255.255.255 --rsource -j DROP
+-A FORWARD -m recent --rcheck --seconds 10 --reap --name X --mask 255.255.255.0 --rdest -j DROP
+-A FORWARD -m string --string "GET /" --algo bm --to 65535 -j DROP
+-A FORWARD -m string --hex-string "|00ff|" --algo kmp --from 10 --to 100 --icase -j DROP
+-A FORWARD -m helper --helper ftp -j ACCEPT
+-A FORWARD -m conntrack --ctstate NEW --ctproto 6 --ctorigsrc 10.0.0.1 --ctorigdstport 80 -j ACCEPT
+-A FORWARD -m conntrack --ctstatus ASSURED --ctexpire 10:20 --ctdir ORIGINAL -j ACCEPT
+COMMIT
+"""
+
+REAL_MATCHES = """Chain FORWARD (policy ACCEPT 0 packets, 0 bytes)
+ pkts bytes target     prot opt in     out     source               destination         
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            source IP range 10.0.0.1-10.0.0.9
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            destination IP range ! 10.0.0.1-10.0.0.9
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            MAC 02:00:00:00:00:01
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            ADDRTYPE match dst-type LOCAL
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            ADDRTYPE match src-type UNICAST dst-type !BROADCAST limit-in
+    0     0 DROP       6    --  *      *       0.0.0.0/0            0.0.0.0/0            #conn src/32 > 2
+    0     0 ACCEPT     6    --  *      *       0.0.0.0/0            0.0.0.0/0            #conn dst/24 <= 5
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            limit: up to 10/sec burst 5 mode srcip
+    0     0 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0            limit: above 100/min burst 5 mode srcip-dstport htable-expire 30000
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            recent: SET name: SSH side: source mask: 255.255.255.255
+    0     0 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0            recent: UPDATE seconds: 60 hit_count: 4 name: SSH side: source mask: 255.255.255.255
+    0     0 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0            recent: CHECK seconds: 10 reap name: X side: dest mask: 255.255.255.0
+    0     0 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0            STRING match  "GET /" ALGO name bm
+    0     0 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0            STRING match  "|00ff|" ALGO name kmp FROM 10 TO 100 ICASE
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            helper match "ftp"
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            ctstate NEW ctproto 6 ctorigsrc 10.0.0.1 ctorigdstport 80
+    0     0 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            ctstatus ASSURED ctexpire 10:20 ctdir ORIGINAL
+"""
+
+
+def test_every_match_lists_as_iptables_does(ctl):
+    _, h = ctl
+    h["ipt_restore"]({"text": MATCHES})
+    assert h["ipt_list"]({"chain": "FORWARD", "numeric": True, "verbose": True}) == REAL_MATCHES
