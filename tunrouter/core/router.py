@@ -119,13 +119,13 @@ class Router:
         self.rules = engine
 
         def at(table, hook):
-            if engine is None or engine._hooks[table][hook] is None:
+            if engine is None or engine.chain_at(table, hook) is None:
                 return None
             return engine
 
         def count_only(table, hook):
             """An empty built-in chain with policy ACCEPT: only its policy counters move."""
-            chain = None if engine is None else engine._hooks[table][hook]
+            chain = None if engine is None else engine.chain_at(table, hook)
             if chain is not None and not chain.rules and chain.policy is ACCEPT:
                 return chain
             return None

@@ -152,6 +152,10 @@ class Engine:
 
     # -- the packet path -----------------------------------------------------
 
+    def chain_at(self, table: int, hook: Hook) -> "CompiledChain | None":
+        """The built-in chain table runs at hook, or None when the table has none there."""
+        return self._hooks[table][hook]
+
     def run(self, table: int, hook: Hook, ctx):
         """Traverse table's chain for hook with ctx; return the verdict.
 
