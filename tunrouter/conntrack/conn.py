@@ -7,10 +7,12 @@ embeds `struct conn` in `struct conn_tcp`; ICMP and generic entries carry
 nothing more.
 
 Memory is the constraint: a router may hold a million entries, so every
-field is a slot and a field is added only with the code that uses it.  NAT
-(the binding and the SRC_NAT/DST_NAT bits), helpers and expectations (helper,
+field is a slot and a field is added only with the code that uses it.  A NAT
+binding costs no field of its own: it is the reply tuple (the kernel's
+nf_conntrack_alter_reply) plus the SRC_NAT/DST_NAT bits; only MASQUERADE
+adds the egress port it depends on.  Helpers and expectations (helper,
 master, the EXPECTED bit) will add their slots when they land; the status
-bits below keep the kernel's numbering so those bits slot in unchanged.
+bits keep the kernel's numbering so those bits slot in unchanged.
 """
 import enum
 
@@ -21,6 +23,11 @@ from tunrouter.conntrack.tuple import Tuple
 IPS_SEEN_REPLY = 1 << 1      # a packet went the REPLY way: not [UNREPLIED]
 IPS_ASSURED = 1 << 2         # [ASSURED]: never early-dropped
 IPS_CONFIRMED = 1 << 3       # in the table (the first packet was accepted)
+IPS_SRC_NAT = 1 << 4         # the source of the ORIGINAL direction is translated
+IPS_DST_NAT = 1 << 5         # the destination of the ORIGINAL direction is translated
+IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
+IPS_SRC_NAT_DONE = 1 << 7    # the SRC binding is decided (perhaps the null binding)
+IPS_DST_NAT_DONE = 1 << 8
 IPS_DYING = 1 << 9           # deleted; a caller may still hold it for this packet
 
 
@@ -63,8 +70,11 @@ class Conn:
     deadline     monotonic time at which the entry expires (kernel: ct->timeout).
     timer        the expiry bucket the table filed it in (None while unconfirmed).
     mark         the connection mark (CONNMARK, `mark=` in conntrack -L).
+    masq_port    the port a MASQUERADE binding took its address from, or -1
+                 (kernel: nf_conn_nat.masq_index): the entry dies with that
+                 address, and a packet leaving by another port kills it.
     """
-    __slots__ = ("orig", "reply", "status", "deadline", "timer", "mark")
+    __slots__ = ("orig", "reply", "status", "deadline", "timer", "mark", "masq_port")
 
     # Protocols without a state machine print no state; TcpConn shadows this.
     state = None
@@ -76,6 +86,7 @@ class Conn:
         self.deadline = 0.0
         self.timer = None
         self.mark = 0
+        self.masq_port = -1
 
     @property
     def id(self) -> int:

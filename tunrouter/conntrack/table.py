@@ -67,7 +67,7 @@ import math
 import struct
 
 from tunrouter.conntrack.conn import (IPS_ASSURED, IPS_CONFIRMED, IPS_DYING, IPS_SEEN_REPLY,
-                                      Conn, CtInfo)
+                                      IPS_SRC_NAT, Conn, CtInfo)
 from tunrouter.conntrack.events import Event, EventType
 from tunrouter.conntrack.proto import KILL, REPEAT, icmp_checksum_ok, l4_checksum_ok
 from tunrouter.conntrack.proto import generic, gre, icmp as icmp_ct, tcp as tcp_ct, udp as udp_ct
@@ -107,7 +107,7 @@ _TCP_PROTO, _UDP_PROTO, _ICMP_PROTO = ipv4.PROTO_TCP, ipv4.PROTO_UDP, ipv4.PROTO
 class Stats:
     """The `conntrack -S` counters of our one CPU (kernel: struct ip_conntrack_stat).
 
-    found           NAT found a tuple taken (nf_conntrack_tuple_taken); no NAT yet: 0
+    found           NAT found a tuple it wanted taken (nf_conntrack_tuple_taken)
     invalid         packets that got no entry (INVALID), ICMP errors excepted
     insert          entries confirmed
     insert_failed   confirm found the tuple taken
@@ -160,6 +160,7 @@ class ConnTable:
         self._buckets: dict[int, _Bucket] = {}
         self._ticks: list[int] = []                  # heap of bucket times (some stale)
         self._addrs: dict[bytes, bytes] = {}         # address interning, see _tuples()
+        self._bysource: dict[tuple, list[Conn]] = {}  # SRC-NATed entries by original source
 
     # -- the packet path ------------------------------------------------------
 
@@ -339,6 +340,9 @@ class ConnTable:
                 self._delete(other, now, True)
         conns[ct.orig] = ct
         conns[ct.reply] = ct
+        if status & IPS_SRC_NAT:
+            o = ct.orig
+            self._bysource.setdefault((o[0], o[3], o[2]), []).append(ct)
         ct.status = status | IPS_CONFIRMED
         self._count += 1
         self.stats.insert += 1
@@ -425,6 +429,35 @@ class ConnTable:
         dport = _PORT[dport]
         return (src, dst, proto, sport, dport), (dst, src, proto, dport, sport)
 
+    # -- what NAT asks of the table (kernel: nf_nat_core.c) ---------------------
+
+    def taken(self, t: Tuple, ct: Conn, now: float) -> bool:
+        """Whether a live entry other than ct holds tuple t (nf_conntrack_tuple_taken)."""
+        other = self._conns.get(t)
+        if other is None or other is ct or other.deadline <= now:
+            return False
+        self.stats.found += 1
+        return True
+
+    def source_mappings(self, src: bytes, sport: int, proto: int) -> list[Conn]:
+        """The SRC-NATed entries whose original tuple starts at src:sport (the "bysource" hash)."""
+        return self._bysource.get((src, sport, proto), ())
+
+    def intern(self, t: Tuple) -> Tuple:
+        """t rebuilt from the table's shared address and port objects (see _tuples)."""
+        addrs = self._addrs
+        src, dst, proto, sport, dport = t
+        if len(addrs) >= _ADDR_CACHE_MAX:
+            addrs.clear()
+        return (addrs.setdefault(src, src), addrs.setdefault(dst, dst), proto,
+                _PORT[sport], _PORT[dport])
+
+    def nat_failed(self) -> None:
+        """NAT found no free tuple: the kernel's clash at confirm, counted as it counts it."""
+        self.stats.insert_failed += 1
+        self.stats.drop += 1
+        self.reason = "NAT: no free tuple in the range"
+
     # -- lookups and the control interface ------------------------------------
 
     def lookup(self, t: Tuple, now: float) -> tuple[Conn, Dir] | None:
@@ -457,6 +490,11 @@ class ConnTable:
         for ct in victims:
             self._delete(ct, now, False, portid)
         return len(victims)
+
+    def kill(self, ct: Conn, now: float) -> None:
+        """Delete one entry the packet path gave up on (kernel: nf_ct_kill)."""
+        if not ct.status & IPS_DYING and ct.status & IPS_CONFIRMED:
+            self._delete(ct, now, False)
 
     def flush(self, now: float, *, portid: int = 0) -> int:
         """Delete every entry (`conntrack -F`); returns how many."""
@@ -545,6 +583,14 @@ class ConnTable:
             del conns[ct.orig]
         if conns.get(ct.reply) is ct:
             del conns[ct.reply]
+        if ct.status & IPS_SRC_NAT:
+            o = ct.orig
+            key = (o[0], o[3], o[2])
+            same = self._bysource.get(key)
+            if same is not None and ct in same:
+                same.remove(ct)
+                if not same:
+                    del self._bysource[key]
         ct.status |= IPS_DYING
         self._unfile(ct)
         self._unassured.pop(ct, None)

@@ -1,16 +1,14 @@
 """What the router adds around the rule engine: loading with its limits, the hooks' context.
 
 The rules package parses and validates everything iptables offers; the router
-runs what it can.  Until the NAT and helper issues land, a ruleset using a NAT
-target (SNAT, DNAT, MASQUERADE, REDIRECT) or CT --helper cannot be honoured,
-so load() refuses it with the line, rather than accept it and silently do
-nothing.
+runs what it can.  Until the helpers issue lands, a ruleset using CT --helper
+cannot be honoured, so load() refuses it with the line, rather than accept it
+and silently do nothing.
 """
 from tunrouter.conntrack.proto.tcp import TcpState
 from tunrouter.rules import Engine, Ruleset, RuleSyntaxError, restore
-from tunrouter.rules.targets import Ct, Dnat, Masquerade, Redirect, Snat
+from tunrouter.rules.targets import Ct
 
-_NAT_TARGETS = (Snat, Dnat, Masquerade, Redirect)
 _CLOSED = (TcpState.TIME_WAIT, TcpState.CLOSE)
 
 
@@ -20,9 +18,6 @@ def unsupported(ruleset: Ruleset) -> None:
         for c in t.chains:
             for r in c.rules:
                 tg = r.target
-                if isinstance(tg, _NAT_TARGETS):
-                    raise RuleSyntaxError(r.lineno, f"NAT targets are not supported yet "
-                                                    f"(-j {tg.name})")
                 if isinstance(tg, Ct) and tg.helper:
                     raise RuleSyntaxError(r.lineno, "CT --helper is not supported yet "
                                                     "(connection tracking helpers are not "

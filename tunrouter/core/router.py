@@ -21,10 +21,19 @@ confirm (INT_MAX) last.  Router-made packets: raw OUTPUT, conntrack, nat
 OUTPUT, filter OUTPUT, nat POSTROUTING, confirm.  A hook whose table has no
 chain for it costs one attribute test; a Ctx is built only for a hook that
 has rules, once per packet, and updated between hooks.
+
+NAT (tunrouter.nat) runs at the nat hooks: destination at PREROUTING and
+OUTPUT, source at POSTROUTING and INPUT.  On a connection's first packet the
+nat chain decides the binding (no matching rule: the null binding, which
+still moves a source port that would clash); every packet of a translated
+connection, both ways, is then rewritten from the connection, and ICMP
+errors about it get their quoted header translated too.  Routing follows
+PREROUTING, so it sees the translated destination.
 """
+import random
 from dataclasses import dataclass
 
-from tunrouter.conntrack.conn import CtInfo
+from tunrouter.conntrack.conn import IPS_CONFIRMED, IPS_NAT_MASK, CtInfo
 from tunrouter.conntrack.settings import Settings
 from tunrouter.conntrack.table import ConnTable
 from tunrouter.core import defrag
@@ -35,7 +44,12 @@ from tunrouter.core.neigh import NeighbourTable
 from tunrouter.core.port import Kind, PortSpec
 from tunrouter.core.ratelimit import IcmpLimiter
 from tunrouter.core.verdict import Counters, Drop
+from tunrouter.nat.binding import Binder
+from tunrouter.nat.range import DST, LOOPBACK, NAT_TARGETS, SRC, for_target
+from tunrouter.nat.rewrite import NAT_BIT as _NAT_BIT
+from tunrouter.nat.rewrite import icmp_reply_translation, nat_packet
 from tunrouter.rules import ACCEPT, DROP, FILTER, NAT, RAW, AddrTypes, Ctx, Hook, Reject
+from tunrouter.rules.targets import Masquerade
 from tunrouter.wire import arp, ether, icmp, ipv4, tcp
 from tunrouter.wire.fragment import fragment
 from tunrouter.wire.l4 import l4_csum
@@ -67,6 +81,11 @@ FORWARD_CACHE_MAX = 65536     # destinations; cleared whole when full, rebuilt o
 
 
 _NEW = CtInfo.NEW
+_ESTABLISHED = CtInfo.ESTABLISHED
+_ESTABLISHED_REPLY = CtInfo.ESTABLISHED_REPLY
+_RELATED = CtInfo.RELATED
+_RELATED_REPLY = CtInfo.RELATED_REPLY
+_NAT_DONE = (1 << 7, 1 << 8)        # IPS_SRC_NAT_DONE, IPS_DST_NAT_DONE by manip
 _CT_DROP = CtInfo.DROP
 _UNTRACKED = CtInfo.UNTRACKED
 _INVALID = CtInfo.INVALID
@@ -80,14 +99,17 @@ class Router:
     conntrack: the nf_conntrack_* sysctls (Settings); ipfrag: Defrag()'s arguments.
     notices: lines for the operator (e.g. "nf_conntrack: table full, dropping
     packet") that the driver logs, rate-limited, and empties.
+    nat_rng: the source of NAT's random port offsets (tests seed one).
     """
 
     def __init__(self, ports: list[PortSpec], routes: list[StaticRoute] = (), *,
-                 conntrack: Settings | None = None, ipfrag: dict | None = None):
+                 conntrack: Settings | None = None, ipfrag: dict | None = None,
+                 nat_rng: random.Random | None = None):
         self.ports = ports
         self.counters = Counters(len(ports))
         self.fib = Fib()
         self.local = {p.address: p.index for p in ports}
+        self._port_addr = [int.from_bytes(p.address, "big") for p in ports]
         self.broadcasts = {p.broadcast for p in ports} | {b"\xff\xff\xff\xff"}
         self._forwardable: dict[bytes, Route] = {}
         for p in ports:
@@ -99,6 +121,7 @@ class Router:
         self.icmp_limit = IcmpLimiter()
         self.defrag = defrag.Defrag(**(ipfrag or {}))
         self.conntrack = ConnTable(conntrack or Settings())
+        self.binder = Binder(self.conntrack, nat_rng)
         self.notices: list[str] = []
         self._ident = 0
         self._tap = [p.kind is Kind.TAP for p in ports]
@@ -211,13 +234,21 @@ class Router:
             ct, ctinfo = self.conntrack.track(d, now)
         if ctinfo is _CT_DROP:
             return self._ct_drop()
-        # nat chains see a connection's first packet only (before NAT is set up
-        # on it: nf_nat_initialized()), i.e. while the entry is unconfirmed.
-        if ctinfo is _NEW and self._nat_pre is not None and ct.timer is None:
-            ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, "", l2, now)
-            v = self.rules.run(NAT, _PRE, ctx)
-            if v is not ACCEPT:
-                return self._verdict(v, d, now)
+        if ct is not None:
+            if ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY:
+                # the fast path of _nat(): translate by the bits, nothing to decide
+                status = ct.status
+                if status & IPS_NAT_MASK:
+                    reply = ctinfo is _ESTABLISHED_REPLY
+                    if status & _NAT_BIT[DST][reply]:
+                        d.dst = nat_packet(d.buf, ct, reply, DST)
+                        if ctx is not None:
+                            ctx.reread()
+            else:
+                done = self._nat(self._nat_pre, _PRE, DST, d, ct, ctinfo, ctx, in_port, "", l2,
+                                 now)
+                if done is not None:
+                    return done
         dst = d.dst
         route = self._forwardable.get(dst)
         if route is None:
@@ -253,14 +284,22 @@ class Router:
         elif self._fwd_count is not None:
             self._fwd_count.packets += 1
             self._fwd_count.bytes += len(buf)
-        if ctinfo is _NEW:
-            if self._nat_post is not None and ct.timer is None:
-                ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, self._names[route.port], l2, now)
-                v = self.rules.run(NAT, _POST, ctx)
-                if v is not ACCEPT:
-                    return self._verdict(v, d, now)
-            if not self.conntrack.confirm(ct, now):
-                return self._ct_drop()
+        if ct is not None:
+            if ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY:
+                status = ct.status
+                if status & IPS_NAT_MASK:
+                    reply = ctinfo is _ESTABLISHED_REPLY
+                    if ct.masq_port >= 0 and not reply and ct.masq_port != route.port:
+                        return self._masq_moved(ct, now)
+                    if status & _NAT_BIT[SRC][reply]:
+                        d.src = nat_packet(buf, ct, reply, SRC)
+            else:
+                done = self._nat(self._nat_post, _POST, SRC, d, ct, ctinfo, ctx, in_port,
+                                 self._names[route.port], l2, now, route.port)
+                if done is not None:
+                    return done
+                if ctinfo is _NEW and not self.conntrack.confirm(ct, now):
+                    return self._ct_drop()
         c.forwarded += 1
         if len(buf) > limit:
             out = []
@@ -344,6 +383,78 @@ class Router:
         ctx.ctinfo, ctx.conn, ctx.out_name = ctinfo, ct, out_name
         return ctx
 
+    def _nat(self, engine, hook: Hook, manip: int, d: PacketDesc, ct, ctinfo: CtInfo, ctx,
+             in_port: int | None, out_name: str, l2, now: float, oif: int = -1) -> list | None:
+        """One nat hook for a tracked packet (kernel: nf_nat_inet_fn); None: go on.
+
+        engine is the rules when the nat table has a chain at this hook,
+        else None: then no binding is made here, but a connection translated
+        earlier still is.  oif: the egress port at POSTROUTING.
+        """
+        if ctinfo is _RELATED or ctinfo is _RELATED_REPLY:
+            if d.proto == ipv4.PROTO_ICMP:
+                # an ICMP error about ct: translate it and its quote
+                if not icmp_reply_translation(d.buf, d.hlen, ct, ctinfo is _RELATED_REPLY, manip):
+                    return self._drop(Drop.NAT_REDIRECT)
+                self._reread(d, ctx)
+                return None
+        direction = 1 if ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY else 0
+        status = ct.status
+        if not status & (IPS_CONFIRMED | _NAT_DONE[manip]):
+            # The first packet: the nat chain decides (nf_nat_initialized()).
+            if engine is None:
+                return None
+            ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, out_name, l2, now)
+            v = engine.run(NAT, hook, ctx)
+            if v is ACCEPT:
+                bound = self.binder.null_binding(ct, manip, now)
+            elif type(v) in NAT_TARGETS:
+                if hook is _OUT or hook is _PRE:
+                    addr = LOOPBACK if in_port is None else self._port_addr[in_port]
+                else:
+                    addr = self._port_addr[oif] if oif >= 0 else 0
+                r, manip = for_target(v, addr)
+                bound = self.binder.setup(ct, r, manip, now)
+                if type(v) is Masquerade:
+                    ct.masq_port = oif
+            else:
+                return self._verdict(v, d, now, originated=in_port is None)
+            if not bound:
+                return self._drop(Drop.NAT_EXHAUSTED)
+        elif ct.masq_port >= 0 and oif >= 0 and direction == 0 and ct.masq_port != oif:
+            return self._masq_moved(ct, now)
+        if ct.status & _NAT_BIT[manip][direction]:
+            addr = nat_packet(d.buf, ct, direction, manip)
+            if manip == SRC:
+                d.src = addr
+            else:
+                d.dst = addr
+            if ctx is not None:
+                ctx.reread()
+        return None
+
+    def _masq_moved(self, ct, now: float) -> list:
+        """nf_nat_oif_changed(): a masqueraded connection's route moved to
+        another port, whose address it does not have: kill it."""
+        self.conntrack.kill(ct, now)
+        return self._drop(Drop.NAT_OIF_CHANGED)
+
+    def _reread(self, d: PacketDesc, ctx) -> None:
+        """After an ICMP error was translated: its addresses, and the rules' view of it."""
+        buf = d.buf
+        d.src = bytes(buf[12:16])
+        d.dst = bytes(buf[16:20])
+        if ctx is not None:
+            ctx.reread()
+
+    def port_down(self, port: int, now: float) -> int:
+        """A port lost its address or went away: kill what was masqueraded through it.
+
+        kernel: nf_nat_masquerade's device and address notifiers.  Returns
+        how many connections were deleted.
+        """
+        return self.conntrack.delete(lambda c: c.masq_port == port, now)
+
     def _verdict(self, v, d: PacketDesc, now: float, originated: bool = False) -> list:
         """A rule's verdict other than ACCEPT: the packet is dropped, perhaps answered."""
         if v is DROP:
@@ -356,7 +467,6 @@ class Router:
             if not originated:
                 self._reject(v, d, now, out)
             return out
-        # NAT targets are refused at load (hooks.unsupported) until NAT lands.
         raise AssertionError(f"verdict {v!r} cannot be applied")
 
     def _reject(self, v: Reject, d: PacketDesc, now: float, out: list) -> None:
@@ -424,9 +534,20 @@ class Router:
         if ctinfo is _CT_DROP:
             self._ct_drop()
             return
+        nat = ct is not None and (ctinfo is not _ESTABLISHED and ctinfo is not _ESTABLISHED_REPLY
+                                  or ct.status & IPS_NAT_MASK)
         for table, hook, engine in ((NAT, _OUT, self._nat_out), (FILTER, _OUT, self._filter_out),
                                     (NAT, _POST, self._nat_post)):
-            if engine is None or table == NAT and (ctinfo is not _NEW or ct.timer is not None):
+            if table == NAT:
+                if not nat:
+                    continue
+                manip, oif = (DST, -1) if hook is _OUT else (SRC, route.port)
+                done = self._nat(engine, hook, manip, d, ct, ctinfo, ctx, None, out_name, None,
+                                 now, oif)
+                if done is not None:
+                    return
+                continue
+            if engine is None:
                 continue
             if ctx is None:
                 ctx = self._ctx(d, ctinfo, ct, None, out_name, None, now, local=True)
@@ -439,6 +560,13 @@ class Router:
         if ctinfo is _NEW and not self.conntrack.confirm(ct, now):
             self._ct_drop()
             return
+        if d.dst != dst:
+            # nat OUTPUT moved the destination: route again (ip_route_me_harder)
+            route = self.fib.lookup(d.dst)
+            if route is None:
+                return
+            dst = d.dst
+        packet = d.buf
         if len(packet) > self._mtu[route.port]:
             pieces = fragment(packet, self._mtu[route.port])
         else:
@@ -484,13 +612,12 @@ class Router:
             v = self.rules.run(FILTER, _IN, ctx)
             if v is not ACCEPT:
                 return self._verdict(v, d, now)
-        if ctinfo is _NEW:
-            if self._nat_in is not None and ct.timer is None:
-                ctx = self._ctx_at(ctx, d, ctinfo, ct, d.in_port, "", l2, now)
-                v = self.rules.run(NAT, _IN, ctx)
-                if v is not ACCEPT:
-                    return self._verdict(v, d, now)
-            if not self.conntrack.confirm(ct, now):     # INPUT confirm
+        if ct is not None and (ctinfo is not _ESTABLISHED and ctinfo is not _ESTABLISHED_REPLY
+                               or ct.status & IPS_NAT_MASK):
+            done = self._nat(self._nat_in, _IN, SRC, d, ct, ctinfo, ctx, d.in_port, "", l2, now)
+            if done is not None:
+                return done
+            if ctinfo is _NEW and not self.conntrack.confirm(ct, now):     # INPUT confirm
                 return self._ct_drop()
         self.counters.local += 1
         out = []

@@ -30,6 +30,9 @@ class Drop(enum.IntEnum):
     NEIGH_QUEUE_FULL = enum.auto() # too many packets waiting for one neighbour
     RULE = enum.auto()             # a rule or a chain policy said DROP
     REJECT = enum.auto()           # a REJECT rule: dropped, answered with an ICMP error or RST
+    NAT_EXHAUSTED = enum.auto()    # NAT found no free address/port in the rule's range
+    NAT_OIF_CHANGED = enum.auto()  # a masqueraded connection left by another port: killed
+    NAT_REDIRECT = enum.auto()     # an ICMP redirect about a translated connection
     WRITE_FAILED = enum.auto()     # the device would not take the frame
     INTERNAL = enum.auto()         # an exception escaped process(): a bug
 

@@ -94,8 +94,9 @@ class Ctx:
       local         True for packets the router itself sends (OUTPUT, and their
                     POSTROUTING): they count as having a local socket.
 
-    Derived from desc, once: saddr/daddr (ints), proto, fragoff, length, and
-    sport/dport for TCP and UDP first fragments (-1 when absent or cut short).
+    Derived from desc by reread() (at creation, and after NAT rewrote the
+    packet): saddr/daddr (ints), proto, fragoff, length, and sport/dport for
+    TCP and UDP first fragments (-1 when absent or cut short).
 
     Written by the engine and targets (outputs):
       hook          the hook being run.
@@ -122,6 +123,14 @@ class Ctx:
         self.conns = conns
         self.master_helper = master_helper
         self.local = local
+        self.hook = None
+        self.notrack = False
+        self.ct_helper = None
+        self.reread()
+
+    def reread(self) -> None:
+        """Derive the header fields from desc; again after NAT has rewritten the packet."""
+        desc = self.desc
         buf = desc.buf
         self.saddr, self.daddr = _ADDRS(buf, 12)
         proto = self.proto = desc.proto
@@ -132,6 +141,3 @@ class Ctx:
             self.sport, self.dport = _PORTS(buf, desc.hlen)
         else:
             self.sport = self.dport = -1
-        self.hook = None
-        self.notrack = False
-        self.ct_helper = None
