@@ -160,6 +160,8 @@ class Router:
         self._filter_in = at(FILTER, _IN)
         self._nat_in = at(NAT, _IN)
         self._filter_fwd = None if self._fwd_count is not None else at(FILTER, _FWD)
+        # FORWARD's first rule accepts ESTABLISHED: count those without a Ctx
+        self._fwd_est = None if self._filter_fwd is None else engine.established_accept(FILTER, _FWD)
         self._nat_post = at(NAT, _POST)
         self._raw_out = at(RAW, _OUT)
         self._nat_out = at(NAT, _OUT)
@@ -275,7 +277,10 @@ class Router:
         # ip_forward(): the TTL is decremented before NF_INET_FORWARD, so
         # FORWARD's rules (LOG TTL=, -m ttl) see the new value.
         ipv4.dec_ttl(buf)
-        if self._filter_fwd is not None:
+        if self._fwd_est is not None and (ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY):
+            self._fwd_est.packets += 1
+            self._fwd_est.bytes += len(buf)
+        elif self._filter_fwd is not None:
             d.ttl -= 1
             ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, self._names[route.port], l2, now)
             v = self.rules.run(FILTER, _FWD, ctx)

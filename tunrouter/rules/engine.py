@@ -29,7 +29,8 @@ The public surface for the router:
 from tunrouter.rules.context import HotDrop
 from tunrouter.rules.limits import ConnCount
 from tunrouter.rules.log import LogRecord, NflogRecord
-from tunrouter.rules.model import Hook, Ruleset
+from tunrouter.rules.matches import ST_ESTABLISHED, ConntrackMatch, StateMatch
+from tunrouter.rules.model import Hook, IpFilter, Ruleset
 from tunrouter.rules.save import save
 from tunrouter.rules.state import Slot, StateStore
 from tunrouter.rules.targets import ACCEPT, DROP, RETURN, Jump, Standard
@@ -155,6 +156,27 @@ class Engine:
     def chain_at(self, table: int, hook: Hook) -> "CompiledChain | None":
         """The built-in chain table runs at hook, or None when the table has none there."""
         return self._hooks[table][hook]
+
+    def established_accept(self, table: int, hook: Hook) -> "CompiledRule | None":
+        """The chain's first rule when it is the usual `--ctstate ESTABLISHED... -j ACCEPT`.
+
+        That rule, with nothing else to test (no address, interface or other
+        match, not inverted), accepts every ESTABLISHED packet and is the first
+        to see it: the router may then count it and accept such a packet
+        without a Ctx or a traversal, which is exactly what run() would do.
+        """
+        chain = self._hooks[table][hook]
+        if chain is None or not chain.rules:
+            return None
+        first = chain.rules[0]
+        rule = first.rule
+        if first.kind != K_ACCEPT or rule.ipf != IpFilter() or len(rule.matches) != 1:
+            return None
+        m = rule.matches[0]
+        if type(m) is ConntrackMatch and m == ConntrackMatch(m.state) \
+                or type(m) is StateMatch and not m.inv:
+            return first if m.state & ST_ESTABLISHED else None
+        return None
 
     def run(self, table: int, hook: Hook, ctx):
         """Traverse table's chain for hook with ctx; return the verdict.

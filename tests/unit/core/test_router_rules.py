@@ -194,3 +194,26 @@ def test_no_ctx_is_built_without_rules_for_the_hook(monkeypatch):
     assert r.rules.counters("filter", "FORWARD", None) == (1, 29)
     assert r.rules.counters("raw", "PREROUTING", None) == (1, 29)
 
+
+@pytest.mark.parametrize("first,shortcut", [
+    ("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", True),
+    ("-m state --state ESTABLISHED -j ACCEPT", True),
+    ("-m conntrack --ctstate RELATED -j ACCEPT", False),
+    ("-m conntrack ! --ctstate NEW -j ACCEPT", False),
+    ("-i lan0 -m conntrack --ctstate ESTABLISHED -j ACCEPT", False),
+    ("-m conntrack --ctstate ESTABLISHED --ctproto udp -j ACCEPT", False),
+    ("-m conntrack --ctstate ESTABLISHED -j LOG", False),
+])
+def test_established_first_rule_is_counted_without_a_traversal(first, shortcut):
+    """The usual first rule takes a shortcut for ESTABLISHED packets; verdicts and counters
+    are those of a full traversal."""
+    text = filt(f"-A FORWARD {first}", "-A FORWARD -i lan0 -j ACCEPT", policy="DROP")
+    fast, plain = router(text), router(text)
+    assert (fast._fwd_est is not None) == shortcut
+    plain._fwd_est = None
+    for r in (fast, plain):
+        assert r.process(LAN_TUN, udp4(H1, SRV, 5000, 53), 0.0)
+    for i in range(3):
+        outs = [r.process(WAN, udp4(SRV, H1, 53, 5000), 0.1 + i / 10) for r in (fast, plain)]
+        assert [bytes(f) for _, f in outs[0]] == [bytes(f) for _, f in outs[1]]
+    assert fast.rules.save(counters=True) == plain.rules.save(counters=True)
