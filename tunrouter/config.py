@@ -88,6 +88,9 @@ class HostConfig:
     netns: str
     run: list[str]
     bridge: bool                 # a bridge br0 in the namespace for TAP links between routers
+    segment: str | None = None   # the host whose br0 this host plugs into (by a veth pair)
+    address: str | None = None   # "a.b.c.d/len" on this host's eth0 on that segment
+    gateway: bytes | None = None # default route via this address on the segment
 
 
 @dataclass(frozen=True)
@@ -400,8 +403,30 @@ def load_lab(path: str | Path) -> LabConfig:
             if not isinstance(cmd, str):
                 raise ConfigError(path, f"hosts.{hname}.run[{i}]", f"expected a string, got {_type(cmd)}")
         bridge = h.get("bridge", bool, False)
+        segment = h.get("segment", str, None)
+        address = h.get("address", str, None)
+        gateway = h.get("gateway", str, None)
+        if segment is None:
+            for key, value in (("address", address), ("gateway", gateway)):
+                if value is not None:
+                    raise ConfigError(path, f"hosts.{hname}.{key}",
+                                      "goes with segment = HOST (the host whose bridge this one joins)")
+        else:
+            if len(hname) > IFNAMSIZ:
+                raise ConfigError(path, f"hosts.{hname}.segment", f"a host on a segment has a name of "
+                                  f"at most {IFNAMSIZ} characters: its port on the bridge is named after it")
+            if address is None:
+                raise ConfigError(path, f"hosts.{hname}.address",
+                                  "a host on a segment needs its address, like \"10.1.0.10/24\"")
+            net = _cidr(path, f"hosts.{hname}.address", address)
+            if gateway is not None:
+                gateway = _addr(path, f"hosts.{hname}.gateway", gateway)
+                if netaddr.IPAddress(int.from_bytes(gateway, "big")) not in net:
+                    raise ConfigError(path, f"hosts.{hname}.gateway",
+                                      f"{netaddr.IPAddress(int.from_bytes(gateway, 'big'))} "
+                                      f"is not in {net.cidr}")
         h.done()
-        hosts[hname] = HostConfig(hname, netns, run, bridge)
+        hosts[hname] = HostConfig(hname, netns, run, bridge, segment, address, gateway)
     if not hosts:
         raise ConfigError(path, "hosts", "a lab needs at least one [hosts.NAME] table")
     routers = {}
@@ -410,6 +435,10 @@ def load_lab(path: str | Path) -> LabConfig:
             raise ConfigError(path, f"routers.{rname}", _name_problem(rname))
         routers[rname] = _router(path, rname, rdata, name, hosts)
     top.done()
+    for h in hosts.values():
+        if h.segment is not None and (h.segment not in hosts or not hosts[h.segment].bridge):
+            raise ConfigError(path, f"hosts.{h.name}.segment",
+                              f"{h.segment!r} is not a host with bridge = true")
     for r in routers.values():
         for i, iface in enumerate(r.interfaces):
             if iface.bridge is not None and not hosts[iface.host].bridge:

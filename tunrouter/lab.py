@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from tunrouter.config import RUN_DIR, LabConfig, load_lab
+from tunrouter.config import RUN_DIR, HostConfig, LabConfig, load_lab
 from tunrouter.driver import netns
 from tunrouter.driver.control import ControlError, request
 
@@ -131,6 +131,9 @@ def _build(cfg: LabConfig, state: dict) -> None:
         _save_state(state)
         if h.bridge:
             _make_bridge(h.netns)
+    for h in cfg.hosts.values():
+        if h.segment is not None:
+            _plug(h, cfg.hosts[h.segment].netns)
     for r in cfg.routers.values():
         proc = _spawn([sys.executable, "-m", "tunrouter", "run", state["file"], "--router", r.name],
                       d / f"router-{r.name}.log")
@@ -160,6 +163,29 @@ def _make_bridge(ns: str) -> None:
             netns.write_sysctl(f"net.ipv6.conf.{BRIDGE}.disable_ipv6", "1")
         with contextlib.suppress(OSError):
             netns.write_sysctl("net.bridge.bridge-nf-call-iptables", "0")
+
+
+def _plug(h: HostConfig, bridge_ns: str) -> None:
+    """A veth pair: eth0 in h's namespace, the peer (named after h) in br0 of bridge_ns.
+
+    Both ends live in the lab's namespaces, so they go with them at `lab down`.
+    """
+    with netns.inside(h.netns), IPRoute() as ipr:
+        ipr.link("add", ifname="eth0", kind="veth", peer=h.name)
+        ipr.link("set", index=ipr.link_lookup(ifname=h.name)[0], net_ns_fd=bridge_ns)
+        with contextlib.suppress(OSError):
+            netns.write_sysctl("net.ipv6.conf.eth0.disable_ipv6", "1")
+        idx = ipr.link_lookup(ifname="eth0")[0]
+        addr, plen = h.address.split("/")
+        ipr.addr("add", index=idx, address=addr, prefixlen=int(plen))
+        ipr.link("set", index=idx, state="up")
+        if h.gateway is not None:
+            ipr.route("replace", dst="0.0.0.0/0", gateway="%d.%d.%d.%d" % tuple(h.gateway),
+                      oif=idx)
+    with netns.inside(bridge_ns), IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=h.name)[0]
+        ipr.link("set", index=idx, master=ipr.link_lookup(ifname=BRIDGE)[0])
+        ipr.link("set", index=idx, state="up")
 
 
 def _wait_ready(name: str, proc: dict) -> None:

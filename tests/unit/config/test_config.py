@@ -190,3 +190,37 @@ def test_bad_knobs(tmp_path, table, message):
     with pytest.raises(ConfigError) as e:
         load_lab(write(tmp_path, IFACE + 'address = "10.1.0.1/24"\n' + table))
     assert message in e.value.message and e.value.key.startswith("routers.r.")
+
+
+SEGMENT_LAB = """
+[lab]
+name = "t"
+[hosts.lan]
+bridge = true
+[hosts.srv]
+segment = "lan"
+address = "10.1.0.10/24"
+gateway = "10.1.0.1"
+"""
+
+
+def test_host_on_a_segment(tmp_path):
+    h = load_lab(write(tmp_path, SEGMENT_LAB)).hosts["srv"]
+    assert (h.segment, h.address, h.gateway) == ("lan", "10.1.0.10/24", bytes([10, 1, 0, 1]))
+
+
+@pytest.mark.parametrize("old, new, key, message", [
+    ('bridge = true', 'bridge = false', "hosts.srv.segment", "not a host with bridge = true"),
+    ('segment = "lan"', 'segment = "nowhere"', "hosts.srv.segment", "not a host with bridge = true"),
+    ('address = "10.1.0.10/24"\n', '', "hosts.srv.address", "needs its address"),
+    ('address = "10.1.0.10/24"', 'address = "10.1.0.10"', "hosts.srv.address", "prefix length"),
+    ('gateway = "10.1.0.1"', 'gateway = "10.9.0.1"', "hosts.srv.gateway", "is not in 10.1.0.0/24"),
+    ('segment = "lan"\n', '', "hosts.srv.address", "goes with segment"),
+    ('[hosts.srv]', '[hosts.a-very-long-host-name]', "hosts.a-very-long-host-name.segment",
+     "at most 15 characters"),
+])
+def test_broken_segment_hosts(tmp_path, old, new, key, message):
+    p = write(tmp_path, SEGMENT_LAB.replace(old, new))
+    with pytest.raises(ConfigError) as e:
+        load_lab(p)
+    assert (e.value.key, message in e.value.message) == (key, True), e.value
