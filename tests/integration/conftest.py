@@ -61,6 +61,9 @@ def lab_from(src: Path, tmp_path: Path, edit=None):
         text = edit(text)
     path = tmp_path / src.name
     path.write_text(text)
+    for rules in src.parent.glob("*.rules"):     # rules files the lab names, relative to it
+        if not (tmp_path / rules.name).exists():
+            shutil.copy(rules, tmp_path / rules.name)
     try:
         tunrouter("lab", "up", str(path))
         yield Lab(name, path)

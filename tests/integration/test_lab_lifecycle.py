@@ -2,6 +2,7 @@
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def test_up_refuses_a_namespace_it_did_not_make(tmp_path):
     try:
         lab = tmp_path / "l.toml"
         lab.write_text((LABS / "home.toml").read_text().replace('name = "home"', f'name = "{name}"'))
+        shutil.copy(LABS / "home.rules", tmp_path / "home.rules")
         p = tunrouter("lab", "up", str(lab), check=False)
         assert p.returncode == 1 and f"namespace {name}-h1 exists" in p.stderr
         assert f"{name}-h1" in namespaces() and f"{name}-h2" not in namespaces()
@@ -121,7 +123,7 @@ def test_run_forwards_and_sigterm_removes_devices(tmp_path, two_namespaces):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
             time.sleep(0.05)
         assert oct(sock.stat().st_mode & 0o777) == "0o600"
-        subprocess.run(["ip", "netns", "exec", a, "ping", "-c", "1", "-W", "2", "10.62.0.2"], check=True,
+        subprocess.run(["ip", "netns", "exec", a, "ping", "-c", "1", "-w", "5", "10.62.0.2"], check=True,
                        capture_output=True)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

@@ -12,8 +12,17 @@ pytestmark = pytest.mark.netns
 def test_ping_across_tap_and_tun_ports(home):
     home.run("h1", "ping", "-c", "2", "-W", "2", "203.0.113.80")      # TAP -> TUN
     home.run("h2", "ping", "-c", "2", "-W", "2", "10.1.0.2")          # TUN -> TAP
-    out = home.run("web", "ping", "-c", "1", "-W", "2", "10.2.0.2").stdout
+    out = home.run("h2", "ping", "-c", "1", "-W", "2", "203.0.113.80").stdout
     assert "ttl=63" in out                                            # one hop: TTL decremented
+
+
+def test_default_lab_refuses_inbound_and_forwards_its_port(home):
+    """home.rules: the WAN reaches no LAN host directly, only h1's web server through 8080."""
+    need("curl")
+    assert home.run("web", "ping", "-c", "1", "-W", "1", "10.2.0.2", check=False).returncode != 0
+    home.wait_listen("h1", 80)
+    p = home.run("web", "curl", "-sS", "--max-time", "10", "http://203.0.113.1:8080/")
+    assert p.stdout == "h1 says hello\n"
 
 
 @pytest.mark.parametrize("addr", ["10.1.0.1", "10.2.0.1", "203.0.113.1"])

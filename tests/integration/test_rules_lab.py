@@ -43,11 +43,12 @@ COMMIT
 def lab(tmp_path_factory):
     need("curl", "hping3")
     tmp = tmp_path_factory.mktemp("rules")
-    (tmp / "home.rules").write_text(STATEFUL)
+    (tmp / "stateful.rules").write_text(STATEFUL)
 
     def edit(text):
-        text = text.replace("[routers.r1]\n", f'[routers.r1]\nrules = "home.rules"\n'
-                                              f'[routers.r1.log]\nfile = "{tmp}/fw.log"\n')
+        text = text.replace('[routers.r1]\nrules = "home.rules"\n',
+                            f'[routers.r1]\nrules = "stateful.rules"\n'
+                            f'[routers.r1.log]\nfile = "{tmp}/fw.log"\n')
         # A second server the firewall does not let in.
         return text.replace('--bind 0.0.0.0"]', '--bind 0.0.0.0", '
                                                 '"exec python3 -m http.server 8080"]')

@@ -53,6 +53,10 @@ def add_parsers(sub, add_target, resolve) -> None:
     f.add_argument("--state", metavar="STATE", help="TCP state, e.g. ESTABLISHED")
     f.add_argument("-u", "--status", metavar="STATUS[,...]", help="ASSURED, SEEN_REPLY or UNSET")
     f.add_argument("-m", "--mark", metavar="MARK[/MASK]")
+    for short, long, what in (("-n", "--src-nat", "source"), ("-g", "--dst-nat", "destination"),
+                              ("-j", "--any-nat", "source or destination")):
+        f.add_argument(short, long, dest=long[2:].replace("-", "_"), nargs="?", const=True,
+                       metavar="IP", help=f"{what} NAT connections (translated to IP, if given)")
     p.add_argument("-e", "--event-mask", metavar="EVENT[,...]",
                    help="with -E: which events, of NEW, UPDATE, DESTROY (default all)")
     p.add_argument("-o", "--output", metavar="FORMAT[,...]",
@@ -82,7 +86,8 @@ def filter_spec(args) -> dict:
         proto = args.protonum.lower()
         spec["protonum"] = PROTOCOLS[proto] if proto in PROTOCOLS else _number(proto, "protocol")
     for key in ("orig_src", "orig_dst", "reply_src", "reply_dst", "orig_port_src", "orig_port_dst",
-                "reply_port_src", "reply_port_dst", "icmp_type", "icmp_code", "icmp_id", "state"):
+                "reply_port_src", "reply_port_dst", "icmp_type", "icmp_code", "icmp_id", "state",
+                "src_nat", "dst_nat", "any_nat"):
         value = getattr(args, key)
         if value is not None:
             spec[key] = value

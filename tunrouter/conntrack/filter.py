@@ -10,13 +10,16 @@ the long option names of conntrack(8) with dashes as underscores:
     state         TCP state name ("ESTABLISHED")
     status        list of status names: ASSURED, SEEN_REPLY, UNSET (neither)
     mark          [value, mask]
+    src_nat dst_nat any_nat     true, or "a.b.c.d": source / destination / either
+                  translated (to that address: the reply tuple's destination for
+                  source NAT, its source for destination NAT)
 
 Every key present must match (conntrack-tools ANDs its filters).  Unknown keys
 and bad values raise ValueError, which the control socket reports.
 """
 from typing import Callable
 
-from tunrouter.conntrack.conn import IPS_ASSURED, IPS_SEEN_REPLY, Conn
+from tunrouter.conntrack.conn import IPS_ASSURED, IPS_DST_NAT, IPS_SEEN_REPLY, IPS_SRC_NAT, Conn
 from tunrouter.wire import ipv4
 
 STATUS_BITS = {"ASSURED": IPS_ASSURED, "SEEN_REPLY": IPS_SEEN_REPLY}
@@ -45,6 +48,20 @@ def _int(key: str, v, top: int) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:
         raise ValueError(f"{key}: expected a number from 0 to {top}, got {v!r}")
     return v
+
+
+def _nat_test(spec: dict, key: str) -> Callable[[Conn], bool] | None:
+    """conntrack-tools' --src-nat/--dst-nat [IP]: the status bit, and the address it maps to."""
+    if key not in spec:
+        return None
+    value = spec.pop(key)
+    bit, field = (IPS_SRC_NAT, 1) if key == "src_nat" else (IPS_DST_NAT, 0)
+    if value is True:
+        return lambda c: bool(c.status & bit)
+    addr, mask = _prefix(key, value)
+    if mask != 0xFFFFFFFF:
+        raise ValueError(f"{key}: {value!r} must be one address")
+    return lambda c: bool(c.status & bit) and int.from_bytes(c.reply[field], "big") == addr
 
 
 def make_filter(spec: dict) -> Callable[[Conn], bool]:
@@ -107,6 +124,13 @@ def make_filter(spec: dict) -> Callable[[Conn], bool]:
             raise ValueError("mark: expected [value, mask]")
         value, mask = (_int("mark", x, 0xFFFFFFFF) for x in mark)
         tests.append(lambda c: c.mark & mask == value)
+    nat = [t for t in (_nat_test(spec, "src_nat"), _nat_test(spec, "dst_nat")) if t]
+    if nat:
+        tests.append(nat[0] if len(nat) == 1 else lambda c: nat[0](c) and nat[1](c))
+    if "any_nat" in spec:
+        spec["src_nat"] = spec["dst_nat"] = spec.pop("any_nat")
+        either = _nat_test(spec, "src_nat"), _nat_test(spec, "dst_nat")
+        tests.append(lambda c: either[0](c) or either[1](c))
     if spec:
         raise ValueError(f"unknown filter {next(iter(spec))!r}")
     if not tests:
