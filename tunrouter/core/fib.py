@@ -25,6 +25,17 @@ class Fib:
         self._by_len.setdefault(route.prefixlen, {})[route.prefix] = route
         self._lens = sorted(self._by_len, reverse=True)
 
+    def remove_port(self, port: int) -> None:
+        """Forget every route out of port (its device went away, as the kernel's
+        fib_sync_down_dev() does)."""
+        for n in list(self._by_len):
+            table = self._by_len[n]
+            for prefix in [p for p, r in table.items() if r.port == port]:
+                del table[prefix]
+            if not table:
+                del self._by_len[n]
+        self._lens = sorted(self._by_len, reverse=True)
+
     def routes(self) -> list[Route]:
         return [r for n in self._lens for r in self._by_len[n].values()]
 

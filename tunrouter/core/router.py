@@ -453,11 +453,17 @@ class Router:
             ctx.reread()
 
     def port_down(self, port: int, now: float) -> int:
-        """A port lost its address or went away: kill what was masqueraded through it.
+        """A port's device went away: its routes and address go, and what was
+        masqueraded through it dies (kernel: fib_sync_down_dev(), and
+        nf_nat_masquerade's device notifier).
 
-        kernel: nf_nat_masquerade's device and address notifiers.  Returns
-        how many connections were deleted.
+        Returns how many connections were deleted.
         """
+        self.fib.remove_port(port)
+        self._forwardable.clear()
+        address = self.ports[port].address
+        if self.local.get(address) == port:
+            del self.local[address]
         return self.conntrack.delete(lambda c: c.masq_port == port, now)
 
     def _verdict(self, v, d: PacketDesc, now: float, originated: bool = False) -> list:

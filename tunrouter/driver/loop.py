@@ -66,6 +66,9 @@ class Loop:
                                 n = readv(fd, bufs)
                             except BlockingIOError:
                                 break
+                            except OSError as e:
+                                self._port_gone(ep, fd, port, e, now)
+                                break
                             try:
                                 out = process(port, view[:n], now)
                             except Exception:
@@ -128,12 +131,21 @@ class Loop:
             try:
                 write(fds[port], frame)
             except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.EIO, errno.EINVAL, errno.EMSGSIZE):
+                if e.errno not in (errno.EAGAIN, errno.ENOBUFS, errno.EIO, errno.EINVAL, errno.EMSGSIZE,
+                                   errno.EBADFD):
                     raise
                 c.drops[Drop.WRITE_FAILED] += 1
                 continue
             c.tx_packets[port] += 1
             c.tx_bytes[port] += len(frame)
+
+    def _port_gone(self, ep, fd: int, port: int, e: OSError, now: float) -> None:
+        """The device behind port was deleted (the fd reads EBADFD): stop reading it, and
+        let the router forget the port; the router goes on with the others."""
+        ep.unregister(fd)
+        killed = self.router.port_down(port, now)
+        self.log_notice(f"port {self.router.ports[port].name}: device gone ({e.strerror}); "
+                        f"its routes removed, {killed} masqueraded connection(s) dropped")
 
     def _internal(self) -> None:
         self.router.counters.drops[Drop.INTERNAL] += 1

@@ -362,3 +362,17 @@ def test_unused_stale_neighbour_is_forgotten():
         r.tick(now)
     assert r.neigh.entries() == []
     assert now == pytest.approx(neigh.GC_STALE_TIME)          # unused since it was learned
+
+
+def test_port_down_forgets_its_routes_and_address():
+    """A deleted device: what went out of it is unreachable now, the other ports go on."""
+    r = make_router(routes=[("198.51.100.0", 24, "203.0.113.254", None)])
+    r.process(LAN_TUN, udp4(H1, SRV, 5000, 53), 0.0)
+    assert r.port_down(WAN, 0.1) == 0
+    out = r.process(LAN_TUN, udp4(H1, "198.51.100.7", 5000, 53), 0.2)
+    assert parse_out(out[0][1])[ICMP].type == 3 and parse_out(out[0][1])[ICMP].code == 0
+    assert r.counters.drops[Drop.NO_ROUTE] == 1
+    # the port's own address is no longer the router's: no echo reply, no route to it
+    (port, frame), = r.process(LAN_TUN, icmp_echo(H1, R_WAN), 0.3)
+    assert port == LAN_TUN and parse_out(frame)[ICMP].type == 3
+    assert parse_out(r.process(LAN_TUN, icmp_echo(H1, R_LAN, ident=8), 0.4)[0][1])[ICMP].type == 0
