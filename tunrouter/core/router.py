@@ -262,7 +262,8 @@ class Router:
         elif l2_broadcast:
             return self._drop(Drop.L2_BROADCAST)
         if d.ttl <= 1:
-            return self._error(d, Drop.TTL_EXCEEDED, icmp.TIME_EXCEEDED, icmp.EXC_TTL, 0, now)
+            return self._error(d, Drop.TTL_EXCEEDED, icmp.TIME_EXCEEDED, icmp.EXC_TTL, 0, now,
+                               (ct, ctinfo))
         buf = d.buf
         mtu = limit = self._mtu[route.port]
         # ip_exceeds_mtu(): a datagram reassembled here is judged by its largest
@@ -273,7 +274,8 @@ class Router:
         else:
             too_big = len(buf) > mtu
         if too_big and d.frag & ipv4.FLAG_DF:
-            return self._error(d, Drop.FRAG_NEEDED, icmp.DEST_UNREACH, icmp.FRAG_NEEDED, mtu, now)
+            return self._error(d, Drop.FRAG_NEEDED, icmp.DEST_UNREACH, icmp.FRAG_NEEDED, mtu, now,
+                               (ct, ctinfo))
         # ip_forward(): the TTL is decremented before NF_INET_FORWARD, so
         # FORWARD's rules (LOG TTL=, -m ttl) see the new value.
         ipv4.dec_ttl(buf)
@@ -285,7 +287,7 @@ class Router:
             ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, self._names[route.port], l2, now)
             v = self.rules.run(FILTER, _FWD, ctx)
             if v is not ACCEPT:
-                return self._verdict(v, d, now)
+                return self._verdict(v, d, now, related=(ct, ctinfo))
         elif self._fwd_count is not None:
             self._fwd_count.packets += 1
             self._fwd_count.bytes += len(buf)
@@ -339,7 +341,8 @@ class Router:
             return self._drop(Drop.BROADCAST)
         route = self.fib.lookup(dst)
         if route is None:
-            return self._error(d, Drop.NO_ROUTE, icmp.DEST_UNREACH, icmp.NET_UNREACH, 0, now)
+            return self._error(d, Drop.NO_ROUTE, icmp.DEST_UNREACH, icmp.NET_UNREACH, 0, now,
+                               (ct, ctinfo))
         if len(self._forwardable) >= FORWARD_CACHE_MAX:
             self._forwardable.clear()
         self._forwardable[dst] = route
@@ -423,7 +426,7 @@ class Router:
                 if type(v) is Masquerade:
                     ct.masq_port = oif
             else:
-                return self._verdict(v, d, now, originated=in_port is None)
+                return self._verdict(v, d, now, originated=in_port is None, related=(ct, ctinfo))
             if not bound:
                 return self._drop(Drop.NAT_EXHAUSTED)
         elif ct.masq_port >= 0 and oif >= 0 and direction == 0 and ct.masq_port != oif:
@@ -466,8 +469,12 @@ class Router:
             del self.local[address]
         return self.conntrack.delete(lambda c: c.masq_port == port, now)
 
-    def _verdict(self, v, d: PacketDesc, now: float, originated: bool = False) -> list:
-        """A rule's verdict other than ACCEPT: the packet is dropped, perhaps answered."""
+    def _verdict(self, v, d: PacketDesc, now: float, originated: bool = False,
+                 related=None) -> list:
+        """A rule's verdict other than ACCEPT: the packet is dropped, perhaps answered.
+
+        related: the packet's (conntrack entry, ctinfo), which an answer belongs to.
+        """
         if v is DROP:
             return self._drop(Drop.RULE)
         if type(v) is Reject:
@@ -476,21 +483,21 @@ class Router:
             # A packet the router made itself is refused towards the router:
             # the kernel delivers that error locally, where nothing reads it.
             if not originated:
-                self._reject(v, d, now, out)
+                self._reject(v, d, now, out, related)
             return out
         raise AssertionError(f"verdict {v!r} cannot be applied")
 
-    def _reject(self, v: Reject, d: PacketDesc, now: float, out: list) -> None:
+    def _reject(self, v: Reject, d: PacketDesc, now: float, out: list, related=None) -> None:
         """ipt_REJECT: nf_send_unreach() is icmp_send(), rate-limited like any; or nf_send_reset()."""
         what = v.icmp
         if what is not None:
-            self._icmp_error(d, what[0], what[1], 0, now, out)
+            self._icmp_error(d, what[0], what[1], 0, now, out, related)
             return
         # nf_send_reset(): never for a non-first fragment or a RST; from the
         # original destination, seq/ack as nf_reject_ip_tcphdr_put(), DF set.
         if d.proto != ipv4.PROTO_TCP or d.frag & ipv4.OFFSET_MASK:
             return
-        self._tcp_reset(d, now, out, frag=ipv4.FLAG_DF)
+        self._tcp_reset(d, now, out, frag=ipv4.FLAG_DF, related=related)
 
     def _drop(self, reason: Drop) -> list:
         self.counters.drops[reason] += 1
@@ -505,11 +512,11 @@ class Router:
         self.counters.drops[Drop.NEIGH_QUEUE_FULL] += 1
 
     def _error(self, d: PacketDesc, reason: Drop, icmp_type: int, code: int, rest: int,
-               now: float) -> list:
+               now: float, related=None) -> list:
         """Drop d for reason and answer its source with an ICMP error."""
         self.counters.drops[reason] += 1
         out = []
-        self._icmp_error(d, icmp_type, code, rest, now, out)
+        self._icmp_error(d, icmp_type, code, rest, now, out, related)
         return out
 
     def _send(self, route: Route, dst: bytes, packet, now: float, out: list) -> None:
@@ -520,8 +527,15 @@ class Router:
             out.append((route.port, packet))
 
     def _originate(self, src: bytes, dst: bytes, proto: int, tos: int, payload: bytes,
-                   now: float, out: list, frag: int = 0) -> None:
-        """Send a packet the router itself makes (ICMP, RST) towards dst."""
+                   now: float, out: list, frag: int = 0, related=None) -> None:
+        """Send a packet the router itself makes (ICMP, RST) towards dst.
+
+        related: the (entry, ctinfo) of the packet this one answers (an error,
+        a REJECT's reset).  As the kernel's nf_ct_attach(), the answer then
+        belongs to that entry, RELATED in the other direction, without a
+        lookup: so it is translated back even when the entry is not
+        confirmed yet (the first packet of a connection was refused).
+        """
         route = self.fib.lookup(dst)
         if route is None:
             return
@@ -539,9 +553,9 @@ class Router:
             if v is not ACCEPT:
                 self._verdict(v, d, now, originated=True)
                 return
-            ct, ctinfo = (None, _UNTRACKED) if ctx.notrack else self.conntrack.track(d, now)
+            ct, ctinfo = (None, _UNTRACKED) if ctx.notrack else self._track_out(d, now, related)
         else:
-            ct, ctinfo = self.conntrack.track(d, now)
+            ct, ctinfo = self._track_out(d, now, related)
         if ctinfo is _CT_DROP:
             self._ct_drop()
             return
@@ -585,8 +599,16 @@ class Router:
         for piece in pieces:
             self._send(route, dst, piece, now, out)
 
+    def _track_out(self, d: PacketDesc, now: float, related):
+        """Conntrack at OUTPUT: the answered packet's entry (nf_ct_attach), or a lookup."""
+        if related is not None and related[0] is not None:
+            ct, ctinfo = related
+            reply = ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY
+            return ct, (_RELATED if reply else _RELATED_REPLY)
+        return self.conntrack.track(d, now)
+
     def _icmp_error(self, d: PacketDesc, icmp_type: int, code: int, rest: int, now: float,
-                    out: list) -> None:
+                    out: list, related=None) -> None:
         """RFC 1812 §4.3.2.7 and the kernel's icmp_send(): when not to answer, then answer.
 
         Never about a non-first fragment, an ICMP error (or an ICMP message too
@@ -612,7 +634,8 @@ class Router:
         msg = icmp.emit(icmp_type, code, rest, quote)
         tos = (d.tos & TOS_MASK) | TOS_PREC_INTERNETCONTROL
         self.counters.icmp_sent += 1
-        self._originate(self.ports[route.port].address, src, ipv4.PROTO_ICMP, tos, msg, now, out)
+        self._originate(self.ports[route.port].address, src, ipv4.PROTO_ICMP, tos, msg, now, out,
+                        related=related)
 
     def _local(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float, l2=None, ctx=None) -> list:
         """A packet for one of the router's own addresses (any port: weak host model)."""
@@ -622,7 +645,7 @@ class Router:
             ctx = self._ctx_at(ctx, d, ctinfo, ct, d.in_port, "", l2, now)
             v = self.rules.run(FILTER, _IN, ctx)
             if v is not ACCEPT:
-                return self._verdict(v, d, now)
+                return self._verdict(v, d, now, related=(ct, ctinfo))
         if ct is not None and (ctinfo is not _ESTABLISHED and ctinfo is not _ESTABLISHED_REPLY
                                or ct.status & IPS_NAT_MASK):
             done = self._nat(self._nat_in, _IN, SRC, d, ct, ctinfo, ctx, d.in_port, "", l2, now)
@@ -641,14 +664,15 @@ class Router:
                 self.counters.icmp_sent += 1
                 self._originate(d.dst, d.src, ipv4.PROTO_ICMP, d.tos, msg, now, out)
         elif d.proto == ipv4.PROTO_UDP:
-            self._icmp_error(d, icmp.DEST_UNREACH, icmp.PORT_UNREACH, 0, now, out)
+            self._icmp_error(d, icmp.DEST_UNREACH, icmp.PORT_UNREACH, 0, now, out, (ct, ctinfo))
         elif d.proto == ipv4.PROTO_TCP:
             self._tcp_reset(d, now, out)
         else:
-            self._icmp_error(d, icmp.DEST_UNREACH, icmp.PROT_UNREACH, 0, now, out)
+            self._icmp_error(d, icmp.DEST_UNREACH, icmp.PROT_UNREACH, 0, now, out, (ct, ctinfo))
         return out
 
-    def _tcp_reset(self, d: PacketDesc, now: float, out: list, frag: int = 0) -> None:
+    def _tcp_reset(self, d: PacketDesc, now: float, out: list, frag: int = 0,
+                   related=None) -> None:
         """Refuse a TCP segment to the router as tcp_v4_send_reset() does."""
         seg = d.payload
         if len(seg) < tcp.MIN_HLEN:
@@ -665,7 +689,7 @@ class Router:
             rst_flags = tcp.RST | tcp.ACK
         hdr = bytearray(tcp.HEADER.pack(dport, sport, rst_seq, rst_ack, 5 << 4, rst_flags, 0, 0, 0))
         hdr[tcp.CHECKSUM:tcp.CHECKSUM + 2] = l4_csum(d.dst, d.src, ipv4.PROTO_TCP, hdr).to_bytes(2, "big")
-        self._originate(d.dst, d.src, ipv4.PROTO_TCP, 0, bytes(hdr), now, out, frag)
+        self._originate(d.dst, d.src, ipv4.PROTO_TCP, 0, bytes(hdr), now, out, frag, related)
 
     def _arp(self, port: int, body: memoryview, now: float) -> list:
         """Answer requests for our address on this port; learn senders (arp_process)."""
