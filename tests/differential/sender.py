@@ -11,7 +11,7 @@ packets cross the router from two directions.
 """
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Self
 
 from pyroute2 import netns
@@ -45,19 +45,25 @@ class Endpoint:
 
     def arrived(self, src: str, ip_id: int, timeout: float = ARRIVAL_TIMEOUT) -> bool:
         """Whether a packet from src with this IP id is received within timeout seconds."""
+        return self.catch(lambda ip: (ip.src, ip.id) == (src, ip_id), timeout) is not None
+
+    def catch(self, wanted: Callable[[IP], bool], timeout: float = ARRIVAL_TIMEOUT) -> bytes | None:
+        """The first incoming packet within timeout seconds that wanted() accepts, as received.
+
+        Incoming packets it does not accept are skipped (and lost to later calls).
+        """
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             self.rx.settimeout(left)
             try:
                 data, (_dev, _proto, pkttype, *_) = self.rx.recvfrom(65535)
             except TimeoutError:
-                return False
+                return None
             if pkttype == socket.PACKET_OUTGOING:
                 continue
-            ip = IP(data)
-            if (ip.src, ip.id) == (src, ip_id):
-                return True
-        return False
+            if wanted(IP(data)):
+                return data
+        return None
 
     def close(self) -> None:
         self.tx.close()

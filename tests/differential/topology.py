@@ -5,12 +5,14 @@
 
 Namespaces get a fresh name per topology (`td<6 hex>-a`, `-b`, and `-r` for the
 kernel's router) so runs never collide, and everything is removed in `finally`,
-also when a test fails.  Both routers answer the same four calls (`Router`), so a
+also when a test fails.  Both routers answer the same calls (`Router`), so a
 scenario is written once and played against either.  Every subprocess has a
 timeout: a wedged tool fails the test instead of hanging the suite.
 """
 import contextlib
+import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,7 +20,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -64,6 +66,22 @@ MUTE_RULES = textwrap.dedent(f"""\
 """)
 
 
+def nat_restore_text(nat_rules: Sequence[str]) -> str:
+    """KERNEL_RULES plus a *nat table holding nat_rules (`-A CHAIN ...` lines), as one restore file.
+
+    What tunrouter loads for a NAT scenario; the kernel gets KERNEL_RULES at
+    start and the same rules one `iptables -t nat` command each.
+    """
+    chains = "".join(f":{c} ACCEPT [0:0]\n" for c in ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"))
+    return KERNEL_RULES + "*nat\n" + chains + "".join(f"{r}\n" for r in nat_rules) + "COMMIT\n"
+
+
+def rule_lines(save_text: str) -> list[str]:
+    """An iptables-save text without its comments and counters: what two rulesets must share."""
+    return [re.sub(r" \[\d+:\d+\]$", "", line) for line in save_text.splitlines()
+            if line and not line.startswith("#")]
+
+
 def run(*cmd: str, timeout: float = CMD_TIMEOUT, check: bool = True,
         stdin: str | None = None) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd, check=False, input=stdin, capture_output=True, text=True, timeout=timeout)
@@ -100,6 +118,8 @@ class Router(Protocol):
     def conntrack_list(self) -> list[str]: ...
     def flush(self) -> None: ...
     def stop(self) -> None: ...
+    def load_nat(self, rules: Sequence[str]) -> None: ...
+    def save_nat(self) -> str: ...
 
 
 class KernelRouter:
@@ -129,6 +149,14 @@ class KernelRouter:
 
     def sysctl(self, name: str) -> str:
         return in_ns(self.ns, "sysctl", "-n", name).stdout.strip()
+
+    def load_nat(self, rules: Sequence[str]) -> None:
+        """Each rule as `iptables -t nat RULE` in R (see nat_restore_text for tunrouter's side)."""
+        for rule in rules:
+            in_ns(self.ns, "iptables", "-t", "nat", *shlex.split(rule))
+
+    def save_nat(self) -> str:
+        return in_ns(self.ns, "iptables-save", "-t", "nat").stdout
 
     def stop(self) -> None:
         delete_namespace(self.ns)      # takes the veth pairs with it
@@ -179,6 +207,15 @@ class TunrouterRouter:
 
     def flush(self) -> None:
         self.ctl("conntrack", "-F")
+
+    def load_nat(self, rules: Sequence[str]) -> None:
+        """KERNEL_RULES and the nat rules as one iptables-restore file."""
+        path = self.dir / "nat.rules"
+        path.write_text(nat_restore_text(rules))
+        self.ctl("iptables-restore", str(path))
+
+    def save_nat(self) -> str:
+        return self.ctl("iptables-save", "-t", "nat").stdout
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

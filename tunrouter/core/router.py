@@ -403,7 +403,9 @@ class Router:
             if d.proto == ipv4.PROTO_ICMP:
                 # an ICMP error about ct: translate it and its quote
                 if not icmp_reply_translation(d.buf, d.hlen, ct, ctinfo is _RELATED_REPLY, manip):
-                    return self._drop(Drop.NAT_REDIRECT)
+                    # a redirect about a translated connection, or a quote too short to translate
+                    redirect = d.buf[d.hlen] == icmp.REDIRECT
+                    return self._drop(Drop.NAT_REDIRECT if redirect else Drop.SHORT)
                 self._reread(d, ctx)
                 return None
         direction = 1 if ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY else 0
@@ -666,7 +668,8 @@ class Router:
         elif d.proto == ipv4.PROTO_UDP:
             self._icmp_error(d, icmp.DEST_UNREACH, icmp.PORT_UNREACH, 0, now, out, (ct, ctinfo))
         elif d.proto == ipv4.PROTO_TCP:
-            self._tcp_reset(d, now, out)
+            # tcp_v4_send_reset() sends from a control socket with IP_PMTUDISC_DO: DF set
+            self._tcp_reset(d, now, out, frag=ipv4.FLAG_DF)
         else:
             self._icmp_error(d, icmp.DEST_UNREACH, icmp.PROT_UNREACH, 0, now, out, (ct, ctinfo))
         return out

@@ -23,19 +23,22 @@ told apart.  The choice follows get_unique_tuple() step by step:
    never changes the port, and a SRC manip keeps the port's class: 1-511,
    600-1023 or 1024-65535.
 
-Where the kernel lets a failed search through to lose at confirm, here the
+Where the kernel lets a failed SRC search through to lose at confirm, here the
 search says so and the router drops the packet under its own reason; the
 conntrack statistics count it as the kernel's would (insert_failed, drop).
+A DST manip never fails: as in the kernel it keeps the clashing tuple (the
+port unchanged, or the last one tried), and the SRC manip after it (a null
+binding at least) moves the source port, or confirm refuses the entry.
 The kernel's last-resort eviction of a colliding TIME_WAIT entry
 (nf_nat_used_tuple_harder) is not done: a port held by a closing
 connection stays taken until that entry times out.
 """
 import random
-import zlib
 
 from tunrouter.conntrack.conn import (IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT,
                                       IPS_SRC_NAT_DONE, Conn)
 from tunrouter.conntrack.tuple import Tuple, invert
+from tunrouter.nat.jhash import nat_addr_hash
 from tunrouter.nat.range import (DST, MAP_IPS, PERSISTENT, PROTO_SPECIFIED, RANDOM_ALL, SRC,
                                  NatRange)
 from tunrouter.wire import ipv4
@@ -129,15 +132,18 @@ class Binder:
                     if not self.used(t, ct, now):
                         return t
                     if r.min_port == r.max_port:
-                        return None         # the one port allowed is taken
+                        return self._clash(t, manip)    # the one port allowed is taken
             elif not self.used(t, ct, now):
                 return t
         return self._unique_l4(t, r, manip, ct, now)
 
     def _appropriate_src(self, curr: Tuple, r: NatRange) -> Tuple | None:
-        """The mapping another connection from the same source got, if inside r."""
+        """The mapping another connection from the same source got, if inside r.
+
+        The newest first, as the kernel's bysource chain (hlist_add_head) is walked.
+        """
         src, dst, proto, sport, dport = curr
-        for other in self.table.source_mappings(src, sport, proto):
+        for other in reversed(self.table.source_mappings(src, sport, proto)):
             rep = other.reply
             # invert(rep)'s source, with curr's destination
             mapped = (rep[1], dst, proto, rep[3] if proto == _ICMP else rep[4], dport)
@@ -146,19 +152,28 @@ class Binder:
         return None
 
     def _best_ip(self, t: Tuple, r: NatRange, manip: int) -> Tuple:
-        """Step 2 (find_best_ips_proto): the address, deterministic per source (and destination)."""
+        """Step 2 (find_best_ips_proto): the address, jhash2 of the source (seeded with the
+        destination unless --persistent) scaled into the range, as the kernel chooses it."""
         if not r.flags & MAP_IPS:
             return t
         if r.min_addr == r.max_addr:
             chosen = r.min_addr
         else:
-            seed = 0 if r.flags & PERSISTENT else _addr(t[1])
-            j = zlib.crc32(t[0], seed)
+            # the kernel's hash, so a client gets the address Linux would give it
+            j = nat_addr_hash(t[0], None if r.flags & PERSISTENT else t[1])
             chosen = r.min_addr + ((j * (r.max_addr - r.min_addr + 1)) >> 32)
         addr = chosen.to_bytes(4, "big")
         if manip == SRC:
             return (addr,) + t[1:]
         return (t[0], addr) + t[2:]
+
+    @staticmethod
+    def _clash(t: Tuple, manip: int) -> Tuple | None:
+        """No free tuple: a SRC manip fails; a DST manip keeps t, taken, as the kernel does.
+
+        The SRC manip that follows it may still make the connection unique.
+        """
+        return None if manip == SRC else t
 
     def _unique_l4(self, t: Tuple, r: NatRange, manip: int, ct: Conn,
                    now: float) -> Tuple | None:
@@ -174,7 +189,7 @@ class Binder:
             if r.flags & PROTO_SPECIFIED:
                 lo, size = r.min_port, r.max_port - r.min_port + 1
             elif manip == DST:
-                return None if self.used(t, ct, now) else t
+                return t                    # a DST manip without --to-ports keeps the port
             elif t[key] < 512:
                 lo, size = 1, 511
             elif t[key] < 1024:
@@ -182,7 +197,7 @@ class Binder:
             else:
                 lo, size = 1024, 64512
         else:
-            return None if self.used(t, ct, now) else t
+            return t if not self.used(t, ct, now) else self._clash(t, manip)
         if r.flags & RANDOM_ALL or manip != DST:
             off = self.rng.getrandbits(16)
         else:
@@ -191,10 +206,11 @@ class Binder:
         head, tail = t[:key], t[key + 1:]
         while True:
             for i in range(attempts):
-                candidate = head + (lo + (off + i) % size,) + tail
+                # the kernel's offset is a u16: it wraps at 65536
+                candidate = head + (lo + ((off + i) & 0xFFFF) % size,) + tail
                 if not self.used(candidate, ct, now):
                     return candidate
             if attempts >= size or attempts < 16:
-                return None
+                return self._clash(candidate, manip)
             attempts //= 2
             off = self.rng.getrandbits(16)
