@@ -35,11 +35,14 @@ _u32 = struct.Struct("!I").unpack_from
 _ZERO = 4 * 0xFFFF
 
 
-def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> None:
+def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> bool:
     """Set the source (SRC) or destination (DST) address and port of the packet at buf[off:].
 
     port is the TCP/UDP port of that end, or the ICMP query identifier; other
-    protocols get only the address.  buf may end inside the packet (a quote).
+    protocols get only the address.  buf may end inside the packet (a quote),
+    but not inside the first 8 bytes of a TCP, UDP or ICMP header: then
+    nothing is written and False returned, as the kernel's
+    skb_ensure_writable(hdroff + 8) fails its manip.
     Each checksum C becomes ~(~C + sum(new words) - sum(old words)) (RFC 1624
     eqn. 3, with the differences of all changed words added at once).
     """
@@ -50,6 +53,8 @@ def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> None:
     proto = buf[off + 9]
     l4 = off + ((buf[off] & 0x0F) << 2)
     end = len(buf)
+    if l4 + 8 > end and (proto == _TCP or proto == _UDP or proto == _ICMP):
+        return False
     if proto == _TCP or proto == _UDP:
         p = l4 + 2 * manip
         if p + 2 <= end:
@@ -74,6 +79,7 @@ def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> None:
     s = (s & 0xFFFF) + (s >> 16)
     _p16(buf, off + 10, ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF)
     buf[a:a + 4] = addr
+    return True
 
 
 def nat_packet(buf, ct: Conn, direction: int, manip: int) -> bytes:
@@ -102,7 +108,8 @@ def icmp_reply_translation(buf, hlen: int, ct: Conn, direction: int, manip: int)
     the ICMP checksum is then computed afresh over the message, and the
     outer address is translated like any packet of the connection (no port).
     Returns False when the packet must be dropped: a redirect about a
-    translated connection would teach hosts to bypass the translation.
+    translated connection would teach hosts to bypass the translation, and
+    a quote too short to translate (under 8 bytes of TCP/UDP) cannot be.
     """
     if buf[hlen] == icmp.REDIRECT and ct.status & IPS_NAT_MASK:
         return False
@@ -111,9 +118,10 @@ def icmp_reply_translation(buf, hlen: int, ct: Conn, direction: int, manip: int)
     other = ct.reply if direction == 0 else ct.orig
     inner = hlen + icmp.HLEN
     if manip == SRC:
-        manip_pkt(buf, inner, DST, other[1], other[3] if other[2] == _ICMP else other[4])
-    else:
-        manip_pkt(buf, inner, SRC, other[0], other[3])
+        if not manip_pkt(buf, inner, DST, other[1], other[3] if other[2] == _ICMP else other[4]):
+            return False
+    elif not manip_pkt(buf, inner, SRC, other[0], other[3]):
+        return False
     buf[hlen + 2:hlen + 4] = b"\0\0"
     buf[hlen + 2:hlen + 4] = csum(buf[hlen:]).to_bytes(2, "big")
     manip_pkt(buf, 0, manip, other[1] if manip == SRC else other[0], 0)
