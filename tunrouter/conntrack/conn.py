@@ -10,9 +10,10 @@ Memory is the constraint: a router may hold a million entries, so every
 field is a slot and a field is added only with the code that uses it.  A NAT
 binding costs no field of its own: it is the reply tuple (the kernel's
 nf_conntrack_alter_reply) plus the SRC_NAT/DST_NAT bits; only MASQUERADE
-adds the egress port it depends on.  Helpers and expectations (helper,
-master, the EXPECTED bit) will add their slots when they land; the status
-bits keep the kernel's numbering so those bits slot in unchanged.
+adds the egress port it depends on.  Helpers, expectations and sequence
+adjustment share one slot, `help`, None on every connection without them
+(the kernel's nf_conn_help extension, plus ct->master).  The status bits keep
+the kernel's numbering.
 """
 import enum
 
@@ -20,6 +21,7 @@ from tunrouter.conntrack.tuple import Tuple
 
 # kernel: enum ip_conntrack_status (include/uapi/linux/netfilter/nf_conntrack_common.h).
 # Plain ints, not an IntFlag: they are tested on every packet.
+IPS_EXPECTED = 1 << 0        # made from an expectation: RELATED until a reply
 IPS_SEEN_REPLY = 1 << 1      # a packet went the REPLY way: not [UNREPLIED]
 IPS_ASSURED = 1 << 2         # [ASSURED]: never early-dropped
 IPS_CONFIRMED = 1 << 3       # in the table (the first packet was accepted)
@@ -29,6 +31,7 @@ IPS_NAT_MASK = IPS_SRC_NAT | IPS_DST_NAT
 IPS_SRC_NAT_DONE = 1 << 7    # the SRC binding is decided (perhaps the null binding)
 IPS_DST_NAT_DONE = 1 << 8
 IPS_DYING = 1 << 9           # deleted; a caller may still hold it for this packet
+IPS_SEQ_ADJUST = 1 << 6      # a helper changed a payload's length: seq/ack are adjusted
 
 
 class CtInfo(enum.IntEnum):
@@ -73,8 +76,9 @@ class Conn:
     masq_port    the port a MASQUERADE binding took its address from, or -1
                  (kernel: nf_conn_nat.masq_index): the entry dies with that
                  address, and a packet leaving by another port kills it.
+    help         a Help (helper, expectations, master, sequence adjustment) or None.
     """
-    __slots__ = ("orig", "reply", "status", "deadline", "timer", "mark", "masq_port")
+    __slots__ = ("deadline", "help", "mark", "masq_port", "orig", "reply", "status", "timer")
 
     # Protocols without a state machine print no state; TcpConn shadows this.
     state = None
@@ -87,6 +91,13 @@ class Conn:
         self.timer = None
         self.mark = 0
         self.masq_port = -1
+        self.help = None
+
+    @property
+    def helper_name(self) -> str | None:
+        """The attached helper's name (`helper=` in conntrack -L), or None."""
+        h = self.help
+        return None if h is None or h.helper is None else h.helper.name
 
     @property
     def id(self) -> int:
@@ -100,3 +111,32 @@ class Conn:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.orig} status={self.status:#x}>"
+
+
+class Help:
+    """What helpers hang on a connection (kernel: nf_conn_help, ct->master, nf_conn_seqadj).
+
+    helper   the Helper watching this connection's payload, or None
+    state    that helper's per-connection state (Helper.new_state())
+    expects  the live expectations this connection created
+    master   for a connection made from an expectation: the connection that expected it
+    seqadj   [[correction_pos, offset_before, offset_after] per direction] once a
+             helper changed a payload's length, else None
+    """
+    __slots__ = ("expects", "helper", "master", "seqadj", "state")
+
+    def __init__(self, helper=None, master=None):
+        self.helper = helper
+        self.state = helper.new_state() if helper is not None else None
+        self.expects = []
+        self.master = master
+        self.seqadj = None
+
+    def seq_offset(self, direction: int, seq: int) -> int:
+        """How far a helper's rewrites moved direction's sequence numbers at seq
+        (nf_ct_seq_offset): offset_after past the correction point, else offset_before."""
+        adj = self.seqadj
+        if adj is None:
+            return 0
+        pos, before, after = adj[direction]
+        return after if 0 < ((seq - pos) & 0xFFFFFFFF) < 0x80000000 else before

@@ -17,9 +17,15 @@ the long option names of conntrack(8) with dashes as underscores:
 Every key present must match (conntrack-tools ANDs its filters).  Unknown keys
 and bad values raise ValueError, which the control socket reports.
 """
-from typing import Callable
+from collections.abc import Callable
 
-from tunrouter.conntrack.conn import IPS_ASSURED, IPS_DST_NAT, IPS_SEEN_REPLY, IPS_SRC_NAT, Conn
+from tunrouter.conntrack.conn import (
+    IPS_ASSURED,
+    IPS_DST_NAT,
+    IPS_SEEN_REPLY,
+    IPS_SRC_NAT,
+    Conn,
+)
 from tunrouter.wire import ipv4
 
 STATUS_BITS = {"ASSURED": IPS_ASSURED, "SEEN_REPLY": IPS_SEEN_REPLY}

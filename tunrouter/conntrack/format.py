@@ -63,7 +63,36 @@ def list_line(ct: Conn, now: float) -> str:
     remaining = int(ct.deadline - now) if ct.deadline > now else 0
     out = _fields(ct.orig, ct.reply, ct.status, ct.state, remaining)
     out.append(f"mark={ct.mark}")
+    helper = ct.helper_name
+    if helper is not None:
+        out.append(f"helper={helper}")
     out.append("use=1")
+    return " ".join(out)
+
+
+def _exp_tuple(src: str, dst: str, proto: int, sport: int, dport: int, prefix: str = "") -> str:
+    text = f"{prefix}src={src} {prefix}dst={dst}"
+    return f"{text} sport={sport} dport={dport}" if proto in _PORT_PROTOS else text
+
+
+def expect_line(exp, now: float) -> str:
+    """One `conntrack -L expect` line (libnetfilter_conntrack's expectation output):
+
+    300 proto=6 src=198.51.100.7 dst=203.0.113.1 sport=0 dport=50000 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=10.1.0.2 master-dst=198.51.100.7 sport=40000 dport=21 class=0 helper=ftp
+
+    A wildcard source address or port prints as 0 with a zero mask.
+    """
+    remaining = int(exp.deadline - now) if exp.deadline > now else 0
+    m = exp.master.orig
+    out = [str(remaining), f"proto={exp.proto}",
+           _exp_tuple("0.0.0.0" if exp.src is None else ipv4.ntoa(exp.src), ipv4.ntoa(exp.dst),
+                      exp.proto, exp.sport or 0, exp.dport),
+           _exp_tuple("0.0.0.0" if exp.src is None else "255.255.255.255", "255.255.255.255",
+                      exp.proto, 0 if exp.sport is None else 65535, 65535, "mask-"),
+           _exp_tuple(ipv4.ntoa(m[0]), ipv4.ntoa(m[1]), m[2], m[3], m[4], "master-"),
+           "class=0"]
+    if exp.helper is not None:
+        out.append(f"helper={exp.helper.name}")
     return " ".join(out)
 
 

@@ -47,6 +47,8 @@ SYSCTLS = {
     "nf_conntrack_tcp_be_liberal": ("tcp_be_liberal", 0, 0, 1),
     "nf_conntrack_tcp_ignore_invalid_rst": ("tcp_ignore_invalid_rst", 0, 0, 1),
     "nf_conntrack_tcp_max_retrans": ("tcp_max_retrans", 3, 0, 255),
+    # the kernel's default is 4 * (buckets / 256): 1024 for a 65536-entry table
+    "nf_conntrack_expect_max": ("expect_max", 1024, 1, INT_MAX),
     **{name: ("tcp_timeouts", TCP_TIMEOUTS[state], 0, TIMEOUT_MAX)
        for name, state in _TCP_TIMEOUT_NAMES.items()},
 }
@@ -59,10 +61,23 @@ class Settings:
     and the INVALID and IGNORE slots are unused, so that every TcpState,
     RETRANS and UNACK included, indexes it directly.
     """
-    __slots__ = ("max", "checksum", "events", "generic_timeout", "gre_timeout", "gre_timeout_stream",
-                 "icmp_timeout",
-                 "udp_timeout", "udp_timeout_stream", "tcp_loose", "tcp_be_liberal",
-                 "tcp_ignore_invalid_rst", "tcp_max_retrans", "tcp_timeouts")
+    __slots__ = (
+        "checksum",
+        "events",
+        "expect_max",
+        "generic_timeout",
+        "gre_timeout",
+        "gre_timeout_stream",
+        "icmp_timeout",
+        "max",
+        "tcp_be_liberal",
+        "tcp_ignore_invalid_rst",
+        "tcp_loose",
+        "tcp_max_retrans",
+        "tcp_timeouts",
+        "udp_timeout",
+        "udp_timeout_stream",
+    )
 
     def __init__(self, **sysctls: int):
         for attr, default, _lo, _hi in SYSCTLS.values():

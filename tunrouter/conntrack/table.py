@@ -66,11 +66,30 @@ import heapq
 import math
 import struct
 
-from tunrouter.conntrack.conn import (IPS_ASSURED, IPS_CONFIRMED, IPS_DYING, IPS_SEEN_REPLY,
-                                      IPS_SRC_NAT, Conn, CtInfo)
+from tunrouter.conntrack.conn import (
+    IPS_ASSURED,
+    IPS_CONFIRMED,
+    IPS_DYING,
+    IPS_EXPECTED,
+    IPS_SEEN_REPLY,
+    IPS_SRC_NAT,
+    Conn,
+    CtInfo,
+    Help,
+)
 from tunrouter.conntrack.events import Event, EventType
-from tunrouter.conntrack.proto import KILL, REPEAT, icmp_checksum_ok, l4_checksum_ok
-from tunrouter.conntrack.proto import generic, gre, icmp as icmp_ct, tcp as tcp_ct, udp as udp_ct
+from tunrouter.conntrack.expect import ExpectTable
+from tunrouter.conntrack.proto import (
+    KILL,
+    REPEAT,
+    generic,
+    gre,
+    icmp_checksum_ok,
+    l4_checksum_ok,
+)
+from tunrouter.conntrack.proto import icmp as icmp_ct
+from tunrouter.conntrack.proto import tcp as tcp_ct
+from tunrouter.conntrack.proto import udp as udp_ct
 from tunrouter.conntrack.settings import Settings
 from tunrouter.conntrack.tuple import Dir, Tuple, invert
 from tunrouter.core.desc import PacketDesc
@@ -82,6 +101,7 @@ _ICMP = struct.Struct("!BBxxH").unpack_from          # type code id
 
 _ESTABLISHED = CtInfo.ESTABLISHED
 _NEW = CtInfo.NEW
+_RELATED = CtInfo.RELATED
 _ESTABLISHED_REPLY = CtInfo.ESTABLISHED_REPLY
 _INVALID = (None, CtInfo.INVALID)
 _DROP = (None, CtInfo.DROP)
@@ -161,6 +181,7 @@ class ConnTable:
         self._ticks: list[int] = []                  # heap of bucket times (some stale)
         self._addrs: dict[bytes, bytes] = {}         # address interning, see _tuples()
         self._bysource: dict[tuple, list[Conn]] = {}  # SRC-NATed entries by original source
+        self.expects = ExpectTable()
 
     # -- the packet path ------------------------------------------------------
 
@@ -208,7 +229,9 @@ class ConnTable:
                             self._file(ct)
                         if direction:
                             return ct, _ESTABLISHED_REPLY
-                        return ct, (_ESTABLISHED if status & IPS_SEEN_REPLY else _NEW)
+                        if status & IPS_SEEN_REPLY:
+                            return ct, _ESTABLISHED
+                        return ct, (_RELATED if status & IPS_EXPECTED else _NEW)
                     if r is not REPEAT:
                         return self._refused(ct, direction, status, r, now)
                 # Expired (kernel: nf_ct_is_expired in the lookup), or a SYN
@@ -224,7 +247,7 @@ class ConnTable:
                             buf, off + _TCP_HLEN, hl - _TCP_HLEN, now, s)
             if r is not None:
                 return self._invalid(r)
-            return ct, _NEW
+            return self._new(ct, now)
 
         if proto == _UDP_PROTO:
             # kernel: udp_error
@@ -247,7 +270,7 @@ class ConnTable:
                 return _DROP
             ct = _UdpConn(*self._tuples(d, proto, sport, dport))
             _udp_packet(ct, now, s)
-            return ct, _NEW
+            return self._new(ct, now)
 
         if proto == _ICMP_PROTO:
             # kernel: nf_conntrack_icmpv4_error, then the query tracker
@@ -275,7 +298,7 @@ class ConnTable:
             if not self._room(now):
                 return _DROP
             _icmp_packet(ct, now, s)
-            return ct, _NEW
+            return self._new(ct, now)
 
         other_packet = gre.packet if proto == _GRE_PROTO else _generic_packet
         key = (d.src, d.dst, proto, 0, 0)
@@ -290,7 +313,7 @@ class ConnTable:
             return _DROP
         ct = Conn(*self._tuples(d, proto, 0, 0))
         other_packet(ct, now, s)
-        return ct, _NEW
+        return self._new(ct, now)
 
     def icmp_error(self, d: PacketDesc, now: float) -> tuple[Conn | None, CtInfo]:
         """RELATED or INVALID for an ICMP error message (kernel: nf_conntrack_inet_error).
@@ -359,7 +382,8 @@ class ConnTable:
             if not status & IPS_SEEN_REPLY:
                 ct.status |= IPS_SEEN_REPLY
         else:
-            ctinfo = _ESTABLISHED if status & IPS_SEEN_REPLY else _NEW
+            ctinfo = _ESTABLISHED if status & IPS_SEEN_REPLY else (
+                _RELATED if status & IPS_EXPECTED else _NEW)
         if ct.status != status or ct.state != state:
             if (ct.status ^ status) & IPS_ASSURED:
                 self._unassured.pop(ct, None)
@@ -377,10 +401,26 @@ class ConnTable:
             self._delete(ct, now, False)
             if direction:
                 return ct, _ESTABLISHED_REPLY
-            return ct, (_ESTABLISHED if status & IPS_SEEN_REPLY else _NEW)
+            return ct, (_ESTABLISHED if status & IPS_SEEN_REPLY else (
+                _RELATED if status & IPS_EXPECTED else _NEW))
         if ct.deadline + 1 <= ct.timer.at:
             self._file(ct)               # nf_tcp_handle_invalid shortened the timeout
         return self._invalid(r)
+
+    def _new(self, ct: Conn, now: float) -> tuple[Conn, CtInfo]:
+        """A new, unconfirmed entry: RELATED when an expectation foresaw it (init_conntrack)."""
+        if not self.expects.count:
+            return ct, _NEW
+        exp = self.expects.take(ct.orig, now)
+        if exp is None:
+            return ct, _NEW
+        master = exp.master
+        ct.status |= IPS_EXPECTED
+        ct.mark = master.mark
+        ct.help = Help(master=master)
+        if exp.expectfn is not None:
+            exp.expectfn(ct, exp, now)
+        return ct, _RELATED
 
     def _invalid(self, reason: str) -> tuple[None, CtInfo]:
         self.stats.invalid += 1
@@ -525,7 +565,8 @@ class ConnTable:
         ticks = self._ticks
         while ticks and ticks[0] not in self._buckets:
             heapq.heappop(ticks)         # the bucket was emptied and dropped
-        return ticks[0] if ticks else math.inf
+        first = ticks[0] if ticks else math.inf
+        return min(first, self.expects.next_deadline()) if self.expects.count else first
 
     def expire(self, now: float) -> int:
         """Delete the entries whose deadline has passed; returns how many.
@@ -536,6 +577,8 @@ class ConnTable:
         ticks = self._ticks
         buckets = self._buckets
         expired = 0
+        if self.expects.count:
+            self.expects.expire(now)
         while ticks and ticks[0] <= now:
             bucket = buckets.pop(heapq.heappop(ticks), None)
             if bucket is None:
@@ -583,6 +626,8 @@ class ConnTable:
             del conns[ct.orig]
         if conns.get(ct.reply) is ct:
             del conns[ct.reply]
+        if ct.help is not None and ct.help.expects:
+            self.expects.remove_master(ct)
         if ct.status & IPS_SRC_NAT:
             o = ct.orig
             key = (o[0], o[3], o[2])

@@ -169,9 +169,24 @@ class _Queue:
     contiguous.  The last run is the kernel's last_run_head, the one that
     ends highest.  Invariant: every held byte lies in [0, length).
     """
-    __slots__ = ("deadline", "starts", "ends", "chunks", "length", "meat", "first_in",
-                 "last_in", "mem", "ecn", "max_size", "max_df_size", "rid", "in_port",
-                 "head", "head_hlen")
+    __slots__ = (
+        "chunks",
+        "deadline",
+        "ecn",
+        "ends",
+        "first_in",
+        "head",
+        "head_hlen",
+        "in_port",
+        "last_in",
+        "length",
+        "max_df_size",
+        "max_size",
+        "meat",
+        "mem",
+        "rid",
+        "starts",
+    )
 
     def __init__(self, deadline: float):
         self.deadline = deadline
@@ -329,8 +344,7 @@ class Defrag:
         q.mem += cost
         self.mem += cost
         fragsize = hlen + end - offset
-        if fragsize > q.max_size:
-            q.max_size = fragsize
+        q.max_size = max(q.max_size, fragsize)
         if frag & ipv4.FLAG_DF and fragsize > q.max_df_size:
             q.max_df_size = fragsize
         if q.first_in and q.last_in and q.meat == q.length:

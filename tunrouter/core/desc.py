@@ -18,7 +18,7 @@ class PacketDesc:
     header checksum was valid.  The buffer is lent by the driver for one
     process() call; nothing may keep a reference to it afterwards.
     """
-    __slots__ = ("buf", "in_port", "hlen", "tos", "ident", "frag", "ttl", "proto", "src", "dst")
+    __slots__ = ("buf", "dst", "frag", "hlen", "ident", "in_port", "proto", "src", "tos", "ttl")
 
     def __init__(self, buf, in_port, hlen, tos, ident, frag, ttl, proto, src, dst):
         self.buf = buf

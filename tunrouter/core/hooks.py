@@ -1,35 +1,19 @@
-"""What the router adds around the rule engine: loading with its limits, the hooks' context.
+"""What the router adds around the rule engine: loading, the hooks' context.
 
-The rules package parses and validates everything iptables offers; the router
-runs what it can.  Until the helpers issue lands, a ruleset using CT --helper
-cannot be honoured, so load() refuses it with the line, rather than accept it
-and silently do nothing.
+Every target the rules package parses the router honours, CT --helper
+included for the helpers the rules know (the built-in ones and those
+registered with rules.targets.register_ct_helper()).
 """
 from tunrouter.conntrack.proto.tcp import TcpState
-from tunrouter.rules import Engine, Ruleset, RuleSyntaxError, restore
-from tunrouter.rules.targets import Ct
+from tunrouter.rules import Engine, Ruleset, restore
 
 _CLOSED = (TcpState.TIME_WAIT, TcpState.CLOSE)
 
 
-def unsupported(ruleset: Ruleset) -> None:
-    """Raise RuleSyntaxError for the first rule whose target the router cannot honour yet."""
-    for t in ruleset.tables:
-        for c in t.chains:
-            for r in c.rules:
-                tg = r.target
-                if isinstance(tg, Ct) and tg.helper:
-                    raise RuleSyntaxError(r.lineno, "CT --helper is not supported yet "
-                                                    "(connection tracking helpers are not "
-                                                    "implemented)")
-
-
 def load(text: str, current: Ruleset | None = None, noflush: bool = False,
          counters: bool = False) -> Ruleset:
-    """iptables-restore text -> Ruleset the router can run; RuleSyntaxError("line N: ...")."""
-    ruleset = restore(text, current=current, noflush=noflush, counters=counters)
-    unsupported(ruleset)
-    return ruleset
+    """iptables-restore text -> Ruleset; RuleSyntaxError("line N: ...")."""
+    return restore(text, current=current, noflush=noflush, counters=counters)
 
 
 def engine_for(text: str, previous: Engine | None = None, noflush: bool = False,

@@ -30,8 +30,18 @@ class State(enum.Enum):
 
 
 class Neighbour:
-    __slots__ = ("port", "ip", "mac", "hdr", "state", "confirmed", "used", "probes",
-                 "next_probe", "queue")
+    __slots__ = (
+        "confirmed",
+        "hdr",
+        "ip",
+        "mac",
+        "next_probe",
+        "port",
+        "probes",
+        "queue",
+        "state",
+        "used",
+    )
 
     def __init__(self, port: int, ip: bytes, now: float):
         self.port = port

@@ -33,7 +33,15 @@ PREROUTING, so it sees the translated destination.
 import random
 from dataclasses import dataclass
 
-from tunrouter.conntrack.conn import IPS_CONFIRMED, IPS_NAT_MASK, CtInfo
+from tunrouter.conntrack.conn import (
+    IPS_CONFIRMED,
+    IPS_EXPECTED,
+    IPS_NAT_MASK,
+    IPS_SEQ_ADJUST,
+    CtInfo,
+    Help,
+)
+from tunrouter.conntrack.expect import BUSY, Expectation
 from tunrouter.conntrack.settings import Settings
 from tunrouter.conntrack.table import ConnTable
 from tunrouter.core import defrag
@@ -44,8 +52,23 @@ from tunrouter.core.neigh import NeighbourTable
 from tunrouter.core.port import Kind, PortSpec
 from tunrouter.core.ratelimit import IcmpLimiter
 from tunrouter.core.verdict import Counters, Drop
+from tunrouter.helpers import HelperSettings
+from tunrouter.helpers.base import Packet
+from tunrouter.helpers.guard import FAULT, Guard
+from tunrouter.helpers.mangle import mangle
+from tunrouter.helpers.registry import BUILTIN
+from tunrouter.helpers.seqadj import seq_adjust, seqadj_set
 from tunrouter.nat.binding import Binder
-from tunrouter.nat.range import DST, LOOPBACK, NAT_TARGETS, SRC, for_target
+from tunrouter.nat.range import (
+    DST,
+    LOOPBACK,
+    MAP_IPS,
+    NAT_TARGETS,
+    PROTO_SPECIFIED,
+    SRC,
+    NatRange,
+    for_target,
+)
 from tunrouter.nat.rewrite import NAT_BIT as _NAT_BIT
 from tunrouter.nat.rewrite import icmp_reply_translation, nat_packet
 from tunrouter.rules import ACCEPT, DROP, FILTER, NAT, RAW, AddrTypes, Ctx, Hook, Reject
@@ -100,11 +123,14 @@ class Router:
     notices: lines for the operator (e.g. "nf_conntrack: table full, dropping
     packet") that the driver logs, rate-limited, and empties.
     nat_rng: the source of NAT's random port offsets (tests seed one).
+    helpers: the conntrack helpers CT --helper may name, by name (default: the
+    built-in ones); helper_settings: auto-assignment by port, fault handling.
     """
 
     def __init__(self, ports: list[PortSpec], routes: list[StaticRoute] = (), *,
                  conntrack: Settings | None = None, ipfrag: dict | None = None,
-                 nat_rng: random.Random | None = None):
+                 nat_rng: random.Random | None = None, helpers: dict | None = None,
+                 helper_settings: HelperSettings | None = None):
         self.ports = ports
         self.counters = Counters(len(ports))
         self.fib = Fib()
@@ -123,6 +149,12 @@ class Router:
         self.conntrack = ConnTable(conntrack or Settings())
         self.binder = Binder(self.conntrack, nat_rng)
         self.notices: list[str] = []
+        hs = helper_settings or HelperSettings()
+        self.helpers = helpers if helpers is not None else {n: c() for n, c in BUILTIN.items()}
+        self.guard = Guard(self.notices, hs.on_fault, hs.max_faults, hs.window, hs.budget)
+        # auto-assignment (nf_conntrack_helper=1): (proto, port) -> helper
+        self._auto = {(h.proto, port): h for name, h in self.helpers.items()
+                      for port in hs.ports.get(name, h.ports)} if hs.auto else {}
         self._ident = 0
         self._tap = [p.kind is Kind.TAP for p in ports]
         self._mtu = [p.mtu for p in ports]
@@ -236,6 +268,8 @@ class Router:
             ct, ctinfo = self.conntrack.track(d, now)
         if ctinfo is _CT_DROP:
             return self._ct_drop()
+        if ctinfo is _NEW and ct.help is None and not ct.status & IPS_CONFIRMED:
+            self._attach_helper(ct, ctx)
         if ct is not None:
             if ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY:
                 # the fast path of _nat(): translate by the bits, nothing to decide
@@ -305,8 +339,13 @@ class Router:
                                  self._names[route.port], l2, now, route.port)
                 if done is not None:
                     return done
-                if ctinfo is _NEW and not self.conntrack.confirm(ct, now):
-                    return self._ct_drop()
+            if ct.help is not None:
+                buf = self._help(d, ct, ctinfo, now)
+                if type(buf) is list:
+                    return buf
+            if (ctinfo is _NEW or ctinfo is _RELATED and ct.status & IPS_EXPECTED) \
+                    and not self.conntrack.confirm(ct, now):
+                return self._ct_drop()
         c.forwarded += 1
         if len(buf) > limit:
             out = []
@@ -399,15 +438,14 @@ class Router:
         else None: then no binding is made here, but a connection translated
         earlier still is.  oif: the egress port at POSTROUTING.
         """
-        if ctinfo is _RELATED or ctinfo is _RELATED_REPLY:
-            if d.proto == ipv4.PROTO_ICMP:
-                # an ICMP error about ct: translate it and its quote
-                if not icmp_reply_translation(d.buf, d.hlen, ct, ctinfo is _RELATED_REPLY, manip):
-                    # a redirect about a translated connection, or a quote too short to translate
-                    redirect = d.buf[d.hlen] == icmp.REDIRECT
-                    return self._drop(Drop.NAT_REDIRECT if redirect else Drop.SHORT)
-                self._reread(d, ctx)
-                return None
+        if (ctinfo is _RELATED or ctinfo is _RELATED_REPLY) and d.proto == ipv4.PROTO_ICMP:
+            # an ICMP error about ct: translate it and its quote
+            if not icmp_reply_translation(d.buf, d.hlen, ct, ctinfo is _RELATED_REPLY, manip):
+                # a redirect about a translated connection, or a quote too short to translate
+                redirect = d.buf[d.hlen] == icmp.REDIRECT
+                return self._drop(Drop.NAT_REDIRECT if redirect else Drop.SHORT)
+            self._reread(d, ctx)
+            return None
         direction = 1 if ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY else 0
         status = ct.status
         if not status & (IPS_CONFIRMED | _NAT_DONE[manip]):
@@ -442,6 +480,136 @@ class Router:
             if ctx is not None:
                 ctx.reread()
         return None
+
+    # -- helpers --------------------------------------------------------------
+
+    def _attach_helper(self, ct, ctx) -> None:
+        """A new connection gets the helper CT --helper named (the kernel's template), or,
+        with auto-assignment on, the helper of its destination port."""
+        name = ctx.ct_helper if ctx is not None else None
+        if name is not None:
+            helper = self.helpers.get(name)
+        elif self._auto:
+            helper = self._auto.get((ct.orig[2], ct.orig[4]))
+        else:
+            return
+        if helper is not None:
+            ct.help = Help(helper)
+
+    def _help(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float):
+        """The confirm point (nf_confirm): the helper reads the packet, then sequence
+        adjustment.  Returns the packet's buffer (a new one when rewritten) or, when
+        it must be dropped, the frames to send instead ([])."""
+        h = ct.help
+        buf = d.buf
+        direction = 1 if ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY else 0
+        helper = h.helper
+        if helper is not None and ctinfo is not _RELATED_REPLY \
+                and helper.name not in self.guard.disabled:
+            hl = d.hlen
+            seq = None
+            if d.proto == ipv4.PROTO_TCP:
+                data = hl + ((buf[hl + 12] >> 4) << 2)
+                seq = int.from_bytes(buf[hl + 4:hl + 8], "big")
+            elif d.proto == ipv4.PROTO_UDP:
+                data = hl + 8
+            else:
+                data = len(buf)
+            if data < len(buf):
+                tup, other = (ct.reply, ct.orig) if direction else (ct.orig, ct.reply)
+                pkt = Packet(bytes(buf[data:]), direction, seq, tup, other,
+                             bool(ct.status & IPS_NAT_MASK), h.state,
+                             ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY)
+                found = self.guard.call(helper, pkt, now)
+                if found is FAULT:
+                    if self.guard.on_fault == "drop":
+                        return self._drop(Drop.HELPER_FAULT)
+                elif found is not None:
+                    buf = self._found(d, ct, helper, pkt, found, now)
+                    if type(buf) is list:
+                        return buf
+        if h.seqadj is not None and d.proto == ipv4.PROTO_TCP:
+            seq_adjust(buf, d.hlen, h, direction)
+        return buf
+
+    def _found(self, d: PacketDesc, ct, helper, pkt: Packet, found, now: float):
+        """Register what a helper found; under NAT rewrite the payload to match."""
+        tag = f"nf_ct_{helper.name}"
+        if found.log:
+            self.notices.append(f"{tag}: {found.log}")
+        if found.drop:
+            return self._helper_drop(f"{tag}: dropping packet: {found.drop}")
+        natted = bool(ct.status & IPS_NAT_MASK)
+        policy = helper.policy
+        expects = self.conntrack.expects
+        table_max = self.conntrack.settings.expect_max
+        made, edits = [], []
+        for e in found.expects:
+            exp = Expectation(e.proto, e.src, e.sport, e.dst, e.dport, ct, helper,
+                              now + policy.timeout, e.dport, 1 - pkt.direction,
+                              self._follow_master if natted else None)
+            if natted and e.rewrite is not None:
+                port = self._expect_port(exp, policy.max_expected, table_max)
+                if not port:
+                    self._unexpect(made)
+                    return self._helper_drop(f"{tag}: dropping packet: all ports in use")
+                edits.append((e.rewrite, port))
+            else:
+                err = expects.add(exp, policy.max_expected, table_max)
+                if err is not None:
+                    self._unexpect(made)
+                    return self._helper_drop(f"{tag}: dropping packet: cannot add expectation ({err})")
+            made.append(exp)
+        buf = d.buf
+        if edits:
+            # from the last to the first, so earlier offsets stay right
+            for rw, port in sorted(edits, key=lambda x: -x[0].start):
+                text = rw.text(pkt.other[1], port)
+                new = mangle(buf, d.hlen, rw.start, rw.end, text)
+                if new is None:
+                    self._unexpect(made)
+                    return self._helper_drop(f"{tag}: dropping packet: cannot mangle packet")
+                grown = len(text) - (rw.end - rw.start)
+                if d.proto == ipv4.PROTO_TCP and grown:
+                    seqadj_set(ct.help, pkt.direction, pkt.seq, grown)
+                    ct.status |= IPS_SEQ_ADJUST
+                buf = memoryview(new)
+            d.buf = buf
+        return buf
+
+    def _expect_port(self, exp, max_expected: int, table_max: int) -> int:
+        """nf_nat_exp_find_port(): the announced port if free, else random ones above it."""
+        expects = self.conntrack.expects
+        low = port = exp.dport
+        span = 65535 - port
+        attempts = min(span, 128)
+        while True:
+            exp.dport = port
+            err = expects.add(exp, max_expected, table_max)
+            if err is None:
+                return port
+            attempts -= 1
+            if err != BUSY or attempts < 0:
+                return 0
+            port = low + self.binder.rng.randrange(span)
+
+    def _unexpect(self, made: list) -> None:
+        for exp in made:
+            self.conntrack.expects.remove(exp)
+
+    def _helper_drop(self, line: str) -> list:
+        self.notices.append(line)
+        return self._drop(Drop.HELPER)
+
+    def _follow_master(self, ct, exp, now: float) -> None:
+        """nf_nat_follow_master(): an expected connection is translated as its master is."""
+        m = exp.master
+        t = m.orig if exp.dir else m.reply          # the master's tuple for !exp.dir
+        src = int.from_bytes(t[1], "big")
+        self.binder.setup(ct, NatRange(MAP_IPS, src, src), SRC, now)
+        dst = int.from_bytes(t[0], "big")
+        self.binder.setup(ct, NatRange(MAP_IPS | PROTO_SPECIFIED, dst, dst, exp.saved_port,
+                                       exp.saved_port), DST, now)
 
     def _masq_moved(self, ct, now: float) -> list:
         """nf_nat_oif_changed(): a masqueraded connection's route moved to
@@ -653,7 +821,12 @@ class Router:
             done = self._nat(self._nat_in, _IN, SRC, d, ct, ctinfo, ctx, d.in_port, "", l2, now)
             if done is not None:
                 return done
-            if ctinfo is _NEW and not self.conntrack.confirm(ct, now):     # INPUT confirm
+            if ct.help is not None:
+                buf = self._help(d, ct, ctinfo, now)
+                if type(buf) is list:
+                    return buf
+            if (ctinfo is _NEW or ctinfo is _RELATED and ct.status & IPS_EXPECTED) \
+                    and not self.conntrack.confirm(ct, now):     # INPUT confirm
                 return self._ct_drop()
         self.counters.local += 1
         out = []

@@ -33,6 +33,8 @@ class Drop(enum.IntEnum):
     NAT_EXHAUSTED = enum.auto()    # NAT found no free address/port in the rule's range
     NAT_OIF_CHANGED = enum.auto()  # a masqueraded connection left by another port: killed
     NAT_REDIRECT = enum.auto()     # an ICMP redirect about a translated connection
+    HELPER = enum.auto()           # a conntrack helper dropped it (partial command, no expectation)
+    HELPER_FAULT = enum.auto()     # its helper faulted and the fault verdict is drop
     WRITE_FAILED = enum.auto()     # the device would not take the frame
     INTERNAL = enum.auto()         # an exception escaped process(): a bug
 

@@ -214,6 +214,11 @@ _RAW = frozenset({"raw"})
 CT_HELPERS = {"ftp": IPPROTO_TCP, "irc": IPPROTO_TCP, "tftp": IPPROTO_UDP, "amanda": IPPROTO_UDP}
 
 
+def register_ct_helper(name: str, proto: int) -> None:
+    """Let CT --helper name a helper beyond the kernel's (a third-party one) for proto."""
+    CT_HELPERS.setdefault(name, proto)
+
+
 @dataclass(frozen=True, slots=True)
 class Notrack(Target):
     """NOTRACK: the packet is not tracked (an alias of CT --notrack)."""

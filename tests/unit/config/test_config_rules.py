@@ -61,8 +61,8 @@ def test_rules_file_is_loaded_relative_to_the_toml(tmp_path):
     (RULES.replace("conntrack --ctstate", "conntrak --ctstate"), 'line 5: unknown match "conntrak"'),
     (RULES.replace("COMMIT", "-A FORWARD -j SNAT --to-source 1.2.3.4\nCOMMIT"),
      "line 6: "),
-    ("*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\n"
-     "COMMIT\n", "line 3: CT --helper is not supported yet"),
+    ("*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 21 -j CT --helper sip\n"
+     "COMMIT\n", 'line 3: CT: unknown helper "sip"'),
 ])
 def test_a_bad_ruleset_is_a_config_error_with_file_and_line(tmp_path, rules, message):
     with pytest.raises(ConfigError) as e:

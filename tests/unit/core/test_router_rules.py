@@ -161,9 +161,9 @@ def test_reload_keeps_conntrack_entries_and_rule_counters_carry_with_noflush():
     assert r.rules.counters("filter", "FORWARD", 0)[0] == 1
 
 
-def test_ct_helper_is_refused_with_the_line():
-    cases = [("*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 21 -j CT --helper ftp\n"
-              "COMMIT\n", "line 3: CT --helper is not supported yet")]
+def test_unknown_ct_helper_is_refused_with_the_line():
+    cases = [("*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 21 -j CT --helper sip\n"
+              "COMMIT\n", 'line 3: CT: unknown helper "sip"')]
     for text, message in cases:
         with pytest.raises(RuleSyntaxError) as e:
             engine_for(text)

@@ -92,9 +92,9 @@ def test_restore_is_atomic_and_keeps_conntrack(ctl):
     before = h["ipt_save"]({})
     with pytest.raises(ValueError, match='line 7: unknown match "conntrak"'):
         h["ipt_restore"]({"text": RULES.replace("-m conntrack", "-m conntrak")})
-    with pytest.raises(ValueError, match="CT --helper is not supported yet"):
+    with pytest.raises(ValueError, match='CT: unknown helper "sip"'):
         h["ipt_restore"]({"text": "*raw\n:PREROUTING ACCEPT [0:0]\n"
-                                  "-A PREROUTING -p tcp -j CT --helper ftp\nCOMMIT\n"})
+                                  "-A PREROUTING -p tcp -j CT --helper sip\nCOMMIT\n"})
     assert h["ipt_save"]({}) == before
     assert h["ipt_restore"]({"text": RULES, "test": True}) == {"loaded": False}
     assert h["ipt_save"]({}) == before

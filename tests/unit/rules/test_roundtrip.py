@@ -1,7 +1,7 @@
 """Properties: whatever tunrouter saves, it reads back to the same rules (and the same text)."""
 from dataclasses import replace
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tunrouter.rules import parse, save
@@ -29,6 +29,8 @@ def test_any_comment_survives_quoting(comment):
 def test_generated_rules_round_trip(addr, plen, inv, p1, p2, pinv, ports):
     a = ".".join(str(addr >> s & 255) for s in (24, 16, 8, 0))
     lo, hi = min(p1, p2), max(p1, p2)
+    # iptables-save leaves a full port range out (libxt_tcp): not a round trip of the rule
+    assume((lo, hi) != (0, 65535))
     rule = (f"-A FORWARD {'! ' if inv else ''}-s {a}/{plen} -p tcp "
             f"{'! ' if pinv else ''}--sport {lo}:{hi} -m multiport --dports "
             f"{','.join(map(str, ports))} -j ACCEPT")

@@ -261,7 +261,7 @@ class TcpSeen:
     td_scale   window scale shift of this direction
     flags      the per-direction flags above
     """
-    __slots__ = ("td_end", "td_maxend", "td_maxwin", "td_maxack", "td_scale", "flags")
+    __slots__ = ("flags", "td_end", "td_maxack", "td_maxend", "td_maxwin", "td_scale")
 
     def __init__(self):
         self.td_end = 0
@@ -289,8 +289,20 @@ class TcpConn(Conn):
                raw window, the window scale and flags an ignored SYN carried
     retrans    how many times the same pure ACK was seen again
     """
-    __slots__ = ("state", "seen0", "seen1", "last_index", "last_dir", "last_seq", "last_ack",
-                 "last_end", "last_win", "last_wscale", "last_flags", "retrans")
+    __slots__ = (
+        "last_ack",
+        "last_dir",
+        "last_end",
+        "last_flags",
+        "last_index",
+        "last_seq",
+        "last_win",
+        "last_wscale",
+        "retrans",
+        "seen0",
+        "seen1",
+        "state",
+    )
 
     def __init__(self, orig: Tuple, reply: Tuple):
         super().__init__(orig, reply)
@@ -645,6 +657,11 @@ def in_window(ct: TcpConn, direction: int, index: int, seq: int, ack: int, win: 
     if (opt_len and receiver.flags & SACK_PERM
             and (opt_len != 12 or _WORD(buf, opt_off)[0] != _TS_ONLY)):
         sack = highest_sack(buf, opt_off, opt_len, sack)
+    if ct.help is not None and ct.help.seqadj is not None:
+        # a helper's rewrite moved the receiver's sequence numbers: ack in its own terms
+        shift = ct.help.seq_offset(1 - direction, (ack - 1) & M)
+        ack = (ack - shift) & M
+        sack = (sack - shift) & M
 
     if sender.td_maxwin == 0:
         # Initialize sender data.
@@ -689,7 +706,7 @@ def in_window(ct: TcpConn, direction: int, index: int, seq: int, ack: int, win: 
     # The lower bounds of II and IV: in_recv_win is after(end, low_end),
     # ack_ok is after(sack, low_ack).
     low_end = s_end - r_maxwin - 1
-    low_ack = r_end - (s_maxwin if s_maxwin > MAXACKWINCONST else MAXACKWINCONST) - 1
+    low_ack = r_end - (max(MAXACKWINCONST, s_maxwin)) - 1
 
     if (s_maxend - seq) & M >= H:                       # I fails: after(seq, td_maxend)
         overshot = (end - s_maxend + 1) & M
