@@ -6,11 +6,13 @@ found there may shadow no built-in one.
 """
 from importlib.metadata import entry_points
 
+from tunrouter.helpers.amanda import Amanda
 from tunrouter.helpers.base import Helper
 from tunrouter.helpers.ftp import Ftp
+from tunrouter.helpers.irc import Irc
 from tunrouter.helpers.tftp import Tftp
 
-BUILTIN: dict[str, type[Helper]] = {h.name: h for h in (Ftp, Tftp)}
+BUILTIN: dict[str, type[Helper]] = {h.name: h for h in (Ftp, Tftp, Irc, Amanda)}
 GROUP = "tunrouter.helpers"
 
 
