@@ -15,6 +15,7 @@ from pathlib import Path
 import netaddr
 
 from tunrouter.core.port import Kind
+from tunrouter.helpers import HelperSettings
 
 RUN_DIR = Path("/run/tunrouter")
 IFNAMSIZ = 15                                   # longest Linux interface name
@@ -67,6 +68,7 @@ class RouterConfig:
     rules: "RulesConfig | None" = None                         # the ruleset loaded at start
     log: "LogConfig" = field(default_factory=lambda: LogConfig())
     nflog_dir: Path | None = None     # NFLOG pcap files: <dir>/nflog-<group>.pcap
+    helpers: HelperSettings = field(default_factory=HelperSettings)   # [routers.NAME.helpers]
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class _Table:
                 raise ConfigError(self.path, self.key(k), f"missing; expected {_typename(typ)}")
             return default
         v = self.data[k]
-        if typ is int and isinstance(v, bool) or not isinstance(v, typ):
+        if (typ is int or typ == (int, float)) and isinstance(v, bool) or not isinstance(v, typ):
             raise ConfigError(self.path, self.key(k), f"expected {_typename(typ)}, got {_type(v)}")
         if check is not None:
             problem = check(v)
@@ -140,6 +142,8 @@ def _type(v) -> str:
 
 
 def _typename(typ) -> str:
+    if typ == (int, float):
+        return "a number"
     return _type(typ()) if typ in (bool, int, str, list, dict, float) else typ.__name__
 
 
@@ -236,6 +240,8 @@ def _router(path: Path, name: str, data, lab: str | None, hosts: dict[str, HostC
             raise ConfigError(path, f"{where}.routes[{i}]", f"expected a string, got {_type(text)}")
         routes.append(_parse_route(path, f"{where}.routes[{i}]", text, names))
     conntrack = _conntrack(path, f"{where}.conntrack", t.get("conntrack", dict, {}))
+    # before the rules: a third-party helper's name must parse in CT --helper
+    helpers = _helpers(path, f"{where}.helpers", t.get("helpers", dict, {}))
     ipfrag = _ipfrag(path, f"{where}.ipfrag", t.get("ipfrag", dict, {}))
     rules = _rules(path, f"{where}.rules", t.get("rules", str, None))
     logcfg = _log(path, f"{where}.log", t.get("log", dict, {}))
@@ -246,7 +252,50 @@ def _router(path: Path, name: str, data, lab: str | None, hosts: dict[str, HostC
                  control.with_name(control.name.removesuffix(".sock") + "-nflog"))
     t.done()
     return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag, rules, logcfg,
-                        nflog_dir)
+                        nflog_dir, helpers)
+
+
+def helper_classes(path: str | Path, key: str) -> dict:
+    """Every helper class by name (built-ins and the `tunrouter.helpers` entry points),
+    each registered so that `CT --helper NAME` parses; a broken entry point is a ConfigError."""
+    from tunrouter.helpers.registry import HelperLoadError, available
+    from tunrouter.rules.targets import register_ct_helper
+
+    try:
+        classes = available()
+    except HelperLoadError as e:
+        raise ConfigError(path, key, f"{e} (entry point group tunrouter.helpers)")
+    for name, cls in classes.items():
+        register_ct_helper(name, cls.proto)
+    return classes
+
+
+def _helpers(path: Path, where: str, data: dict) -> HelperSettings:
+    """[helpers]: attaching by port, the ports, and what a faulting helper costs."""
+    classes = helper_classes(path, where)
+    t = _Table(path, where, data)
+    positive = lambda v: None if v > 0 else f"expected a positive number, got {v}"
+    auto = t.get("auto", bool, False)
+    ports_data = t.get("ports", dict, {})
+    on_fault = t.get("on_fault", str, "accept", check=lambda v: None if v in ("accept", "drop")
+                     else f'expected "accept" or "drop", got {v!r}')
+    max_faults = t.get("max_faults", int, 5, check=lambda v: None if v >= 1
+                       else f"expected 1 or more, got {v}")
+    window = t.get("fault_window", (int, float), 60.0, check=positive)
+    budget_ms = t.get("budget_ms", (int, float), 50, check=positive)
+    t.done()
+    ports = {}
+    for name, value in ports_data.items():
+        key = f"{where}.ports.{name}"
+        if name not in classes:
+            raise ConfigError(path, key, f"no helper named {name!r}; helpers: {', '.join(sorted(classes))}")
+        if not isinstance(value, list):
+            raise ConfigError(path, key, f"expected an array of ports, got {_type(value)}")
+        for i, port in enumerate(value):
+            if type(port) is not int or not 1 <= port <= 65535:
+                raise ConfigError(path, f"{key}[{i}]", f"expected a port number (1 to 65535), got {port!r}")
+        ports[name] = tuple(value)
+    return HelperSettings(auto, ports, on_fault, max_faults, float(window), budget_ms / 1000.0)
 
 
 def _rules(path: Path, key: str, value: str | None) -> RulesConfig | None:
@@ -483,7 +532,15 @@ def build_router(cfg: RouterConfig):
     index = {f.name: i for i, f in enumerate(cfg.interfaces)}
     from tunrouter.conntrack.settings import Settings
 
-    router = Router(ports, conntrack=Settings(**cfg.conntrack), ipfrag=cfg.ipfrag or None)
+    key = f"routers.{cfg.name}.helpers"
+    try:
+        helpers = {name: cls() for name, cls in helper_classes(cfg.path, key).items()}
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a third-party class that cannot even be made
+        raise ConfigError(cfg.path, key, f"cannot create a helper: {type(e).__name__}: {e}")
+    router = Router(ports, conntrack=Settings(**cfg.conntrack), ipfrag=cfg.ipfrag or None,
+                    helpers=helpers, helper_settings=cfg.helpers)
     if cfg.rules is not None:
         from tunrouter.core.hooks import engine_for
         from tunrouter.rules import RuleSyntaxError

@@ -34,8 +34,8 @@ def add_parsers(sub, add_target, resolve) -> None:
                      help="print the number of entries")
     cmd.add_argument("-S", "--stats", dest="command", action="store_const", const="stats",
                      help="print the statistics counters")
-    p.add_argument("table", nargs="?", choices=["conntrack"], default="conntrack",
-                   help="the table (only conntrack)")
+    p.add_argument("table", nargs="?", choices=["conntrack", "expect"], default="conntrack",
+                   help="the table: conntrack (default) or expect (with -L: the expectations)")
     f = p.add_argument_group("filters (conntrack(8)'s)")
     f.add_argument("-p", "--protonum", "--proto", dest="protonum", metavar="PROTO",
                    help="layer 4 protocol: tcp, udp, icmp or a number")
@@ -114,6 +114,15 @@ def run_conntrack(args, sock: str) -> int:
     spec = filter_spec(args)
     if args.command in ("flush", "count", "stats") and spec:
         raise SystemExit(f"tunrouter conntrack: -{args.command[0].upper()} takes no filters")
+    if args.table == "expect":
+        if args.command != "list":
+            raise SystemExit("tunrouter conntrack: the expect table is only listed (-L expect)")
+        if spec or args.output:
+            raise SystemExit("tunrouter conntrack: -L expect takes no filters or output formats")
+        lines = request(sock, "ct_expect_list")
+        _print(lines)
+        print(f"{SUMMARY}: {len(lines)} expectation entries have been shown.", file=sys.stderr)
+        return 0
     if args.command == "list":
         lines = request(sock, "ct_list", filter=spec, output=_output(args))
         _print(lines)

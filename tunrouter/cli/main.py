@@ -6,7 +6,7 @@ import os
 import sys
 
 from tunrouter import __version__
-from tunrouter.cli import conntrack, iptables
+from tunrouter.cli import capture, conntrack, helpers, iptables, replay, top, trace
 from tunrouter.config import RUN_DIR, ConfigError
 
 
@@ -131,6 +131,11 @@ def parser() -> argparse.ArgumentParser:
 
     conntrack.add_parsers(sub, _add_target, _socket)
     iptables.add_parsers(sub, _add_target, _socket)
+    helpers.add_parsers(sub, _add_target, _socket)
+    replay.add_parsers(sub)
+    trace.add_parsers(sub, _add_target, _socket)
+    capture.add_parsers(sub, _add_target, _socket)
+    top.add_parsers(sub, _add_target, _socket)
     return p
 
 

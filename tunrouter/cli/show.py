@@ -25,6 +25,13 @@ def stats(router: str, s: dict) -> str:
         for key, label in (("hotdrops", "hotdrops"), ("log_written", "LOG lines written"),
                            ("log_lost", "LOG lines lost")):
             lines.append(f"  {label:<30}{rules[key]:>14}")
+    helpers = s.get("helpers")
+    if helpers is not None:
+        lines += ["", "Helpers"]
+        lines.append(f"  {'expectations':<30}{helpers['expectations']:>14}")
+        for name in helpers.get("loaded", []):
+            state = "switched off" if name in helpers["disabled"] else "on"
+            lines.append(f"  {name:<18}{state:>12}{helpers['faults'].get(name, 0):>14} faults")
     lines += ["", "Drops"]
     for reason, n in s["drops"].items():
         lines.append(f"  {reason:<30}{n:>14}")

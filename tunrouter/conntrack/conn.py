@@ -77,8 +77,10 @@ class Conn:
                  (kernel: nf_conn_nat.masq_index): the entry dies with that
                  address, and a packet leaving by another port kills it.
     help         a Help (helper, expectations, master, sequence adjustment) or None.
+    acct         [packets, bytes] ORIGINAL then REPLY while nf_conntrack_acct is on, else None
     """
-    __slots__ = ("deadline", "help", "mark", "masq_port", "orig", "reply", "status", "timer")
+    __slots__ = ("acct", "deadline", "help", "mark", "masq_port", "orig", "reply", "status",
+                 "timer")
 
     # Protocols without a state machine print no state; TcpConn shadows this.
     state = None
@@ -92,6 +94,7 @@ class Conn:
         self.mark = 0
         self.masq_port = -1
         self.help = None
+        self.acct = None
 
     @property
     def helper_name(self) -> str | None:
@@ -125,9 +128,9 @@ class Help:
     """
     __slots__ = ("expects", "helper", "master", "seqadj", "state")
 
-    def __init__(self, helper=None, master=None):
+    def __init__(self, helper=None, master=None, state=None):
         self.helper = helper
-        self.state = helper.new_state() if helper is not None else None
+        self.state = state
         self.expects = []
         self.master = master
         self.seqadj = None

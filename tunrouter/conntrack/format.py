@@ -42,7 +42,8 @@ def tuple_text(t: Tuple) -> str:
     return text
 
 
-def _fields(orig: Tuple, reply: Tuple, status: int, state, timeout: int | None) -> list[str]:
+def _fields(orig: Tuple, reply: Tuple, status: int, state, timeout: int | None,
+            acct=None) -> list[str]:
     proto = orig[2]
     out = [f"{PROTO_NAMES.get(proto, 'unknown'):<8} {proto}"]
     if timeout is not None:
@@ -50,9 +51,13 @@ def _fields(orig: Tuple, reply: Tuple, status: int, state, timeout: int | None) 
     if state is not None:
         out.append(TcpState(state).name)
     out.append(tuple_text(orig))
+    if acct is not None:
+        out.append(f"packets={acct[0]} bytes={acct[1]}")
     if not status & IPS_SEEN_REPLY:
         out.append("[UNREPLIED]")
     out.append(tuple_text(reply))
+    if acct is not None:
+        out.append(f"packets={acct[2]} bytes={acct[3]}")
     if status & IPS_ASSURED:
         out.append("[ASSURED]")
     return out
@@ -61,7 +66,7 @@ def _fields(orig: Tuple, reply: Tuple, status: int, state, timeout: int | None) 
 def list_line(ct: Conn, now: float) -> str:
     """One `conntrack -L` line for ct at time now."""
     remaining = int(ct.deadline - now) if ct.deadline > now else 0
-    out = _fields(ct.orig, ct.reply, ct.status, ct.state, remaining)
+    out = _fields(ct.orig, ct.reply, ct.status, ct.state, remaining, ct.acct)
     out.append(f"mark={ct.mark}")
     helper = ct.helper_name
     if helper is not None:

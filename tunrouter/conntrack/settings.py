@@ -37,6 +37,7 @@ SYSCTLS = {
     "nf_conntrack_max": ("max", 65536, 0, INT_MAX),                  # 0: no limit
     "nf_conntrack_checksum": ("checksum", 1, 0, 1),
     "nf_conntrack_events": ("events", 2, 0, 2),                      # 0 off; 1, 2 on
+    "nf_conntrack_acct": ("acct", 0, 0, 1),                          # per-connection counters
     "nf_conntrack_generic_timeout": ("generic_timeout", 600, 0, TIMEOUT_MAX),
     "nf_conntrack_gre_timeout": ("gre_timeout", 30, 0, TIMEOUT_MAX),
     "nf_conntrack_gre_timeout_stream": ("gre_timeout_stream", 180, 0, TIMEOUT_MAX),
@@ -62,6 +63,7 @@ class Settings:
     RETRANS and UNACK included, indexes it directly.
     """
     __slots__ = (
+        "acct",
         "checksum",
         "events",
         "expect_max",

@@ -409,6 +409,8 @@ class ConnTable:
 
     def _new(self, ct: Conn, now: float) -> tuple[Conn, CtInfo]:
         """A new, unconfirmed entry: RELATED when an expectation foresaw it (init_conntrack)."""
+        if self.settings.acct:
+            ct.acct = [0, 0, 0, 0]
         if not self.expects.count:
             return ct, _NEW
         exp = self.expects.take(ct.orig, now)
@@ -509,6 +511,10 @@ class ConnTable:
             self._delete(ct, now, True)
             return None
         return ct, (Dir.ORIGINAL if t == ct.orig else Dir.REPLY)
+
+    def entries(self) -> list[Conn]:
+        """Every entry in the table, expired or not, the table unchanged (a helper reload)."""
+        return [ct for key, ct in self._conns.items() if key is ct.orig]
 
     def conns(self, now: float, match=None) -> list[Conn]:
         """The live entries, optionally those match(ct) selects (`conntrack -L`).

@@ -34,6 +34,7 @@ import random
 from dataclasses import dataclass
 
 from tunrouter.conntrack.conn import (
+    CTSTATE,
     IPS_CONFIRMED,
     IPS_EXPECTED,
     IPS_NAT_MASK,
@@ -149,12 +150,10 @@ class Router:
         self.conntrack = ConnTable(conntrack or Settings())
         self.binder = Binder(self.conntrack, nat_rng)
         self.notices: list[str] = []
-        hs = helper_settings or HelperSettings()
+        hs = self.helper_settings = helper_settings or HelperSettings()
         self.helpers = helpers if helpers is not None else {n: c() for n, c in BUILTIN.items()}
         self.guard = Guard(self.notices, hs.on_fault, hs.max_faults, hs.window, hs.budget)
-        # auto-assignment (nf_conntrack_helper=1): (proto, port) -> helper
-        self._auto = {(h.proto, port): h for name, h in self.helpers.items()
-                      for port in hs.ports.get(name, h.ports)} if hs.auto else {}
+        self._auto_assign()
         self._ident = 0
         self._tap = [p.kind is Kind.TAP for p in ports]
         self._mtu = [p.mtu for p in ports]
@@ -162,6 +161,8 @@ class Router:
         self._addrtypes = AddrTypes([(p.name, int.from_bytes(p.address, "big"), p.prefixlen)
                                      for p in ports])
         self._connview = ConnView(self.conntrack)
+        self.tracer = None
+        self._trace = None                # the current traced packet's event list
         self.set_rules(None)
 
     def set_rules(self, engine) -> None:
@@ -198,6 +199,49 @@ class Router:
         self._raw_out = at(RAW, _OUT)
         self._nat_out = at(NAT, _OUT)
         self._filter_out = at(FILTER, _OUT)
+
+    def set_tracer(self, tracer) -> None:
+        """Trace the packets tracer (a core.trace.Tracer) selects; None stops.
+
+        While tracing, process() is this instance's _traced_process: the driver
+        must look router.process up again after a change (it does per batch).
+        """
+        self.tracer = tracer
+        if tracer is None:
+            self.__dict__.pop("process", None)
+        else:
+            self.process = self._traced_process
+
+    def _traced_process(self, in_port: int, frame: memoryview, now: float) -> list:
+        """process(), with a trace for a packet the tracer's filter selects."""
+        ip = frame
+        if self._tap[in_port]:
+            if len(frame) < ether.HLEN or frame[ether.TYPE:ether.TYPE + 2] != b"\x08\x00":
+                return Router.process(self, in_port, frame, now)
+            ip = frame[ether.HLEN:]
+        d = parse(ip, in_port)
+        trace = None if type(d) is Drop else self.tracer.begin(d, in_port, now)
+        if trace is None:
+            return Router.process(self, in_port, frame, now)
+        c = self.counters
+        drops, forwarded, local = list(c.drops), c.forwarded, c.local
+        # every rule shows in the trace: no shortcut past FORWARD's first rule
+        fwd_est, self._fwd_est = self._fwd_est, None
+        self._trace = trace.events
+        try:
+            out = Router.process(self, in_port, frame, now)
+        finally:
+            self._trace = None
+            self._fwd_est = fwd_est
+        trace.outcome = [Drop(i).label for i, (a, b) in enumerate(zip(drops, c.drops)) if b > a]
+        if c.forwarded > forwarded:
+            trace.outcome.insert(0, "forwarded")
+        if c.local > local:
+            trace.outcome.insert(0, "local")
+        trace.out = [(port, bytes(f)) for port, f in out]
+        trace.after = bytes(ip[:len(trace.packet)])
+        self.tracer.finish(trace)
+        return out
 
     def add_route(self, r: StaticRoute) -> None:
         """Install a static route; its gateway must be on a connected network."""
@@ -266,10 +310,14 @@ class Router:
                 self._raw_pre_count.packets += 1
                 self._raw_pre_count.bytes += len(d.buf)
             ct, ctinfo = self.conntrack.track(d, now)
+        if self._trace is not None:
+            self._trace.append(("conntrack", CTSTATE[ctinfo]))
+        if ct is not None and ct.acct is not None:
+            self._account(d, ct, ctinfo)
         if ctinfo is _CT_DROP:
             return self._ct_drop()
         if ctinfo is _NEW and ct.help is None and not ct.status & IPS_CONFIRMED:
-            self._attach_helper(ct, ctx)
+            self._attach_helper(ct, ctx, now)
         if ct is not None:
             if ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY:
                 # the fast path of _nat(): translate by the bits, nothing to decide
@@ -419,9 +467,11 @@ class Router:
 
     def _ctx(self, d: PacketDesc, ctinfo, ct, in_port, out_name: str, l2, now: float,
              local: bool = False) -> Ctx:
-        return Ctx(d, ctinfo, ct, "" if in_port is None else self._names[in_port], out_name,
-                   now, b"" if l2 is None else bytes(l2[:ether.HLEN]), self._addrtypes,
-                   self._connview, None, local)
+        ctx = Ctx(d, ctinfo, ct, "" if in_port is None else self._names[in_port], out_name,
+                  now, b"" if l2 is None else bytes(l2[:ether.HLEN]), self._addrtypes,
+                  self._connview, None, local)
+        ctx.trace = self._trace
+        return ctx
 
     def _ctx_at(self, ctx, d, ctinfo, ct, in_port, out_name, l2, now) -> Ctx:
         """The packet's Ctx for the next hook: made on first use, then brought up to date."""
@@ -483,9 +533,56 @@ class Router:
 
     # -- helpers --------------------------------------------------------------
 
-    def _attach_helper(self, ct, ctx) -> None:
+    def _auto_assign(self) -> None:
+        """auto-assignment (nf_conntrack_helper=1): (proto, port) -> helper."""
+        hs = self.helper_settings
+        self._auto = {(h.proto, port): h for name, h in self.helpers.items()
+                      for port in hs.ports.get(name, h.ports)} if hs.auto else {}
+
+    def replace_helpers(self, helpers: dict) -> dict:
+        """Swap in new helper objects (a reload), connections and expectations kept.
+
+        A live connection's helper is replaced by the one of the same name; its
+        per-connection state is kept when the class is the same, else the new
+        helper's new_state() (when that fails, or the name is gone, the
+        connection is no longer inspected).  Every helper is switched back on.
+        Returns counts: {"connections": swapped, "detached": no longer inspected}.
+        """
+        self.helpers = helpers
+        self._auto_assign()
+        swapped = detached = 0
+        for ct in self.conntrack.entries():
+            h = ct.help
+            if h is None or h.helper is None:
+                continue
+            old = h.helper
+            new = helpers.get(old.name)
+            if new is old:
+                continue
+            if new is not None and type(new) is not type(old):
+                try:
+                    state = new.new_state()
+                except Exception as e:  # noqa: BLE001 - third-party code: contained
+                    self.notices.append(f"helper {old.name}: new_state() failed on reload: {e!r}")
+                    new = None
+                else:
+                    h.state = state
+            h.helper = new
+            if new is None:
+                h.state = None
+                detached += 1
+            else:
+                swapped += 1
+            for exp in h.expects:
+                exp.helper = new if new is not None else old
+        for name in helpers:
+            self.guard.enable(name)
+        return {"connections": swapped, "detached": detached}
+
+    def _attach_helper(self, ct, ctx, now: float) -> None:
         """A new connection gets the helper CT --helper named (the kernel's template), or,
-        with auto-assignment on, the helper of its destination port."""
+        with auto-assignment on, the helper of its destination port.  A helper that is
+        switched off, or whose new_state() faults, leaves the connection without one."""
         name = ctx.ct_helper if ctx is not None else None
         if name is not None:
             helper = self.helpers.get(name)
@@ -493,8 +590,11 @@ class Router:
             helper = self._auto.get((ct.orig[2], ct.orig[4]))
         else:
             return
-        if helper is not None:
-            ct.help = Help(helper)
+        if helper is None or helper.name in self.guard.disabled:
+            return
+        state = self.guard.new_state(helper, now)
+        if state is not FAULT:
+            ct.help = Help(helper, state=state)
 
     def _help(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float):
         """The confirm point (nf_confirm): the helper reads the packet, then sequence
@@ -610,6 +710,17 @@ class Router:
         dst = int.from_bytes(t[0], "big")
         self.binder.setup(ct, NatRange(MAP_IPS | PROTO_SPECIFIED, dst, dst, exp.saved_port,
                                        exp.saved_port), DST, now)
+
+    @staticmethod
+    def _account(d: PacketDesc, ct, ctinfo: CtInfo) -> None:
+        """nf_conntrack_acct: the packet counts for its connection's direction (an ICMP
+        error about it does not: it is not part of it)."""
+        if d.proto == ipv4.PROTO_ICMP and (ctinfo is _RELATED or ctinfo is _RELATED_REPLY):
+            return
+        i = 2 if ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY else 0
+        a = ct.acct
+        a[i] += 1
+        a[i + 1] += len(d.buf)
 
     def _masq_moved(self, ct, now: float) -> list:
         """nf_nat_oif_changed(): a masqueraded connection's route moved to

@@ -88,6 +88,10 @@ class ControlServer:
     def subscribed(self, topic: str) -> bool:
         return any(sub.topic == topic for _, sub in self._streams.values())
 
+    def subscriptions(self, topic: str) -> list[Subscription]:
+        """The live subscriptions to topic."""
+        return [sub for _, sub in self._streams.values() if sub.topic == topic]
+
     def publish(self, topic: str, items: list) -> list[int]:
         """Send items to the subscribers of topic; return the fds of those dropped."""
         dropped = []

@@ -3,7 +3,7 @@
 Entries are formatted here, in the router, where the entries and the clock
 are: the CLI prints the lines as they come.
 """
-from typing import Callable
+from collections.abc import Callable
 
 from tunrouter.conntrack import format as ctformat
 from tunrouter.conntrack.events import EventType
@@ -84,5 +84,7 @@ def conntrack_handlers(table: ConnTable, clock: Callable[[], float]) -> dict:
         "ct_count": lambda req: table.count(),
         "ct_stats": lambda req: [ctformat.stats_line(table.stats)],
         "ct_events": ct_events,
+        "ct_expect_list": lambda req: [ctformat.expect_line(e, now) for now in (clock(),)
+                                       for e in table.expects.all(now)],
         "sysctl": sysctl,
     }

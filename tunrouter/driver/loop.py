@@ -12,6 +12,7 @@ import time
 
 from tunrouter.core.router import Router
 from tunrouter.core.verdict import Drop
+from tunrouter.driver import ctl_capture, ctl_trace
 from tunrouter.driver.control import ControlServer
 
 BATCH = 64
@@ -34,6 +35,7 @@ class Loop:
         self.nflog_sink = nflog_sink
         self.stopping = False
         self._internal_logged = False
+        self.taps = ctl_capture.Taps()
 
     def stop(self) -> None:
         self.stopping = True
@@ -58,6 +60,8 @@ class Loop:
                 timeout = router.next_deadline() - clock()
                 events = ep.poll(min(max(timeout, 0.0), 1.0))
                 now = clock()
+                process = router.process        # a trace subscriber may have changed it
+                tapped = self.taps.ports
                 for fd, _ev in events:
                     port = port_of.get(fd)
                     if port is not None:
@@ -69,6 +73,8 @@ class Loop:
                             except OSError as e:
                                 self._port_gone(ep, fd, port, e, now)
                                 break
+                            if tapped and port in tapped:
+                                self.taps.copy(port, 0, view[:n])
                             try:
                                 out = process(port, view[:n], now)
                             except Exception:
@@ -104,10 +110,15 @@ class Loop:
             router.notices.clear()
         self.drain_logs()
         events = router.conntrack.drain_events()
+        dropped = []
         if events and ctl is not None and ctl.subscribed("ct_events"):
-            for fd in ctl.publish("ct_events", events):
-                ep.unregister(fd)
-                ctl.drop(fd)
+            dropped += ctl.publish("ct_events", events)
+        if ctl is not None:
+            dropped += ctl_trace.sync(router, ctl)
+            dropped += self.taps.sync(ctl)
+        for fd in dropped:
+            ep.unregister(fd)
+            ctl.drop(fd)
 
     def drain_logs(self) -> None:
         """Write the LOG lines and NFLOG captures the rules made since the last pass."""
@@ -127,7 +138,10 @@ class Loop:
         """Write each (port, frame); a frame the device refuses is counted, not fatal."""
         c = self.router.counters
         fds, write = self.fds, os.write
+        tapped = self.taps.ports
         for port, frame in out:
+            if tapped and port in tapped:
+                self.taps.copy(port, 1, frame)
             try:
                 write(fds[port], frame)
             except OSError as e:

@@ -9,12 +9,17 @@ import time
 from tunrouter import __version__
 from tunrouter.config import RouterConfig, build_router
 from tunrouter.driver import devices as devmod
+from tunrouter.driver.alarm import HelperAlarm
 from tunrouter.driver.control import ControlServer
+from tunrouter.driver.ctl_capture import capture_handlers
 from tunrouter.driver.ctl_conntrack import conntrack_handlers
+from tunrouter.driver.ctl_helpers import helper_state, helpers_handlers
 from tunrouter.driver.ctl_rules import rules_handlers
+from tunrouter.driver.ctl_top import top_handlers
+from tunrouter.driver.ctl_trace import trace_handlers
 from tunrouter.driver.logsink import LogSink
-from tunrouter.driver.nflogsink import NflogSink
 from tunrouter.driver.loop import Loop
+from tunrouter.driver.nflogsink import NflogSink
 
 log = logging.getLogger("tunrouter")
 
@@ -56,11 +61,16 @@ def serve(cfg: RouterConfig) -> None:
                               "rules": {"loaded": router.rules is not None,
                                         "hotdrops": router.rules.hotdrops if router.rules else 0,
                                         "log_written": sink.written, "log_lost": sink.lost,
-                                        "nflog_written": nflog.written, "nflog_lost": nflog.lost}},
+                                        "nflog_written": nflog.written, "nflog_lost": nflog.lost},
+                              "helpers": helper_state(router)},
         "routes": lambda req: [_route_row(router, r) for r in router.fib.routes()],
         "neighbours": lambda req: [_neigh_row(router, n) for n in router.neigh.entries()],
         **conntrack_handlers(router.conntrack, time.monotonic),
         **rules_handlers(router, loop.drain_logs),
+        **helpers_handlers(router),
+        **trace_handlers(router),
+        **capture_handlers(router),
+        **top_handlers(router, names),
     })
 
     def on_signal(signum, _frame):
@@ -69,6 +79,8 @@ def serve(cfg: RouterConfig) -> None:
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     old_wakeup = signal.set_wakeup_fd(wsock.fileno())
+    # the helpers' time budget: SIGALRM around each help() (disarmed on every way out)
+    alarm = HelperAlarm().install(router.guard)
     # Everything made so far (pyroute2, config, tables) lives as long as the
     # process: keep it out of the cyclic collector's full passes, which would
     # otherwise walk it every few tens of thousands of packets.
@@ -77,6 +89,7 @@ def serve(cfg: RouterConfig) -> None:
     try:
         loop.run()
     finally:
+        alarm.close()
         signal.set_wakeup_fd(old_wakeup)
         for s, h in old_handlers.items():
             signal.signal(s, h)

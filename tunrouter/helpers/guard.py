@@ -68,6 +68,14 @@ class Guard:
         self._recent: dict[str, collections.deque] = {}
         self._logged: set[str] = set()
 
+    def new_state(self, helper: Helper, now: float):
+        """helper.new_state(), contained like help(): the state, or FAULT."""
+        try:
+            return helper.new_state()
+        except Exception as e:  # noqa: BLE001 - as in call()
+            self._fault(helper.name, e, now)
+            return FAULT
+
     def call(self, helper: Helper, pkt: Packet, now: float):
         """helper.help(pkt), checked: a Found, None, or FAULT."""
         try:

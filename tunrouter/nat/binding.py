@@ -35,12 +35,24 @@ connection stays taken until that entry times out.
 """
 import random
 
-from tunrouter.conntrack.conn import (IPS_DST_NAT, IPS_DST_NAT_DONE, IPS_SRC_NAT,
-                                      IPS_SRC_NAT_DONE, Conn)
+from tunrouter.conntrack.conn import (
+    IPS_DST_NAT,
+    IPS_DST_NAT_DONE,
+    IPS_SRC_NAT,
+    IPS_SRC_NAT_DONE,
+    Conn,
+)
 from tunrouter.conntrack.tuple import Tuple, invert
 from tunrouter.nat.jhash import nat_addr_hash
-from tunrouter.nat.range import (DST, MAP_IPS, PERSISTENT, PROTO_SPECIFIED, RANDOM_ALL, SRC,
-                                 NatRange)
+from tunrouter.nat.range import (
+    DST,
+    MAP_IPS,
+    PERSISTENT,
+    PROTO_SPECIFIED,
+    RANDOM_ALL,
+    SRC,
+    NatRange,
+)
 from tunrouter.wire import ipv4
 
 MAX_ATTEMPTS = 128              # NF_NAT_MAX_ATTEMPTS

@@ -102,11 +102,15 @@ class Ctx:
       hook          the hook being run.
       notrack       NOTRACK / CT --notrack ran: the router must not track it.
       ct_helper     CT --helper NAME ran: the helper to attach to the new connection.
+      trace         a list while the packet is traced: the engine appends
+                    (table, hook, chain, rule number, Rule) for each rule that
+                    matched, (table, hook, chain, 0, policy) for a policy, and
+                    (table, hook, "", -1, DROP) for a hotdrop; None otherwise.
     """
     __slots__ = ("desc", "ctinfo", "conn", "in_name", "out_name", "now", "mac_header",
                  "addrtypes", "conns", "master_helper", "local",
                  "proto", "fragoff", "length", "saddr", "daddr", "sport", "dport",
-                 "hook", "notrack", "ct_helper")
+                 "hook", "notrack", "ct_helper", "trace")
 
     def __init__(self, desc, ctinfo, conn, in_name: str, out_name: str, now: float,
                  mac_header: bytes = b"", addrtypes: AddrTypes | None = None,
@@ -126,6 +130,7 @@ class Ctx:
         self.hook = None
         self.notrack = False
         self.ct_helper = None
+        self.trace = None
         self.reread()
 
     def reread(self) -> None:

@@ -47,11 +47,13 @@ _STANDARD_KIND = {ACCEPT: K_ACCEPT, DROP: K_DROP, RETURN: K_RETURN}
 
 
 class CompiledRule:
-    __slots__ = ("tests", "kind", "arg", "packets", "bytes", "rule")
+    """chain and number say where the rule sits (`iptables -L --line-numbers`), for traces."""
+    __slots__ = ("tests", "kind", "arg", "packets", "bytes", "rule", "chain", "number")
 
-    def __init__(self, tests, kind, arg, rule, counters):
+    def __init__(self, tests, kind, arg, rule, counters, chain: str, number: int):
         self.tests, self.kind, self.arg, self.rule = tests, kind, arg, rule
         self.packets, self.bytes = counters
+        self.chain, self.number = chain, number
 
 
 class CompiledChain:
@@ -133,11 +135,12 @@ class Engine:
                         counters = (old.packets, old.bytes)
                     else:
                         counters = rule.set_counters or (0, 0)
-                    compiled.rules.append(self._compile(rule, chains, counters))
+                    compiled.rules.append(self._compile(rule, chains, counters, c.name,
+                                                        len(compiled.rules) + 1))
                 if c.builtin:
                     self._hooks[TABLE_NAMES.index(t.name)][Hook[c.name]] = compiled
 
-    def _compile(self, rule, chains, counters) -> CompiledRule:
+    def _compile(self, rule, chains, counters, chain: str, number: int) -> CompiledRule:
         tests = _ipf_tests(rule.ipf)
         tests += [m.compile(Slot(self.state, rule, i)) for i, m in enumerate(rule.matches)]
         target = rule.target
@@ -149,7 +152,7 @@ class Engine:
             kind, arg = (K_GOTO if target.goto else K_JUMP), chains[target.chain]
         else:
             kind, arg = (K_TERMINAL if target.TERMINAL else K_CONTINUE), target
-        return CompiledRule(tuple(tests), kind, arg, rule, counters)
+        return CompiledRule(tuple(tests), kind, arg, rule, counters, chain, number)
 
     # -- the packet path -----------------------------------------------------
 
@@ -206,6 +209,8 @@ class Engine:
                     else:
                         r.packets += 1
                         r.bytes += size
+                        if ctx.trace is not None:
+                            ctx.trace.append((TABLE_NAMES[table], hook, r.chain, r.number, r.rule))
                         kind = r.kind
                         if kind == K_ACCEPT:
                             return ACCEPT
@@ -233,9 +238,13 @@ class Engine:
                     continue
                 chain.packets += 1
                 chain.bytes += size
+                if ctx.trace is not None:
+                    ctx.trace.append((TABLE_NAMES[table], hook, chain.name, 0, chain.policy))
                 return chain.policy
         except HotDrop:
             self.hotdrops += 1
+            if ctx.trace is not None:
+                ctx.trace.append((TABLE_NAMES[table], hook, "", -1, DROP))
             return DROP
 
     # -- side outputs (called by LOG and NFLOG) ------------------------------

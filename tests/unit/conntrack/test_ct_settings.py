@@ -7,6 +7,7 @@ from tunrouter.conntrack.settings import SYSCTLS, TIMEOUT_MAX, Settings
 # The reference machine's `sysctl net.netfilter` (Linux 6.18, fresh namespace),
 # except nf_conntrack_max, which the kernel sizes from RAM.
 KERNEL_DEFAULTS = {
+    "nf_conntrack_acct": 0,
     "nf_conntrack_checksum": 1,
     "nf_conntrack_events": 2,
     "nf_conntrack_generic_timeout": 600,
