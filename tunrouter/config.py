@@ -69,6 +69,7 @@ class RouterConfig:
     log: "LogConfig" = field(default_factory=lambda: LogConfig())
     nflog_dir: Path | None = None     # NFLOG pcap files: <dir>/nflog-<group>.pcap
     helpers: HelperSettings = field(default_factory=HelperSettings)   # [routers.NAME.helpers]
+    metrics: tuple[str, int] | None = None    # [routers.NAME.metrics] listen: the Prometheus endpoint
 
 
 @dataclass(frozen=True)
@@ -250,9 +251,28 @@ def _router(path: Path, name: str, data, lab: str | None, hosts: dict[str, HostC
     nflog.done()
     nflog_dir = (path.parent / nflog_dir if nflog_dir else
                  control.with_name(control.name.removesuffix(".sock") + "-nflog"))
+    metrics = _metrics(path, f"{where}.metrics", t.get("metrics", dict, {}))
     t.done()
     return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag, rules, logcfg,
-                        nflog_dir, helpers)
+                        nflog_dir, helpers, metrics)
+
+
+def _metrics(path: Path, key: str, data) -> tuple[str, int] | None:
+    """[metrics] listen = "ADDRESS:PORT": serve Prometheus metrics there (off without it)."""
+    t = _Table(path, key, data)
+    listen = t.get("listen", str, None)
+    t.done()
+    if listen is None:
+        return None
+    host, colon, port = listen.rpartition(":")
+    try:
+        if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError
+        netaddr.IPAddress(host, version=4)
+    except (ValueError, netaddr.AddrFormatError):
+        raise ConfigError(path, f"{key}.listen",
+                          f'expected "ADDRESS:PORT" like "127.0.0.1:9101", got {listen!r}') from None
+    return host, int(port)
 
 
 def helper_classes(path: str | Path, key: str) -> dict:

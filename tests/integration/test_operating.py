@@ -1,10 +1,14 @@
-"""Operating a running lab router: trace."""
+"""Operating a running lab router: trace, capture, top, reload, metrics."""
+import json
+import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
-from conftest import need
+from conftest import LABS, lab_from, need
 
 pytestmark = pytest.mark.netns
 
@@ -89,3 +93,55 @@ def test_top_ranks_the_busiest_connection_first(home):
     assert int(rows[0].split()[4]) > 1_000_000                     # the 1 MiB download, both ways
     assert any(x.startswith("icmp") for x in rows[1:])
     assert "wan0" in out and "lan1" in out
+
+
+def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tunrouter", *args], capture_output=True,
+                          text=True, timeout=20, check=check)
+
+
+def test_reload_with_a_broken_file_keeps_the_ruleset_and_names_the_line(home):
+    rules = home.path.parent / "home.rules"
+    good = rules.read_text()
+    rules.write_text(good.replace('-A FORWARD -j LOG --log-prefix "home-drop: "',
+                                  "-A FORWARD -p tcpp -j DROP"))
+    p = _cli("reload", "--lab", home.name, check=False)
+    assert p.returncode == 1
+    assert 'home.rules: line 21: unknown protocol "tcpp"' in p.stderr and "nothing was changed" in p.stderr
+    assert "home-drop" in _cli("iptables-save", "--lab", home.name).stdout     # the old one runs
+    rules.write_text(good.replace('-A FORWARD -j LOG --log-prefix "home-drop: "',
+                                  "-A FORWARD -p icmp -j REJECT"))
+    home.run("h1", "ping", "-c", "1", "-W", "1", "203.0.113.80")              # a connection to keep
+    assert _cli("reload", "--lab", home.name).stdout.startswith("reloaded ")
+    saved = _cli("iptables-save", "--lab", home.name).stdout
+    assert "-A FORWARD -p icmp -j REJECT --reject-with icmp-port-unreachable" in saved
+    assert "icmp" in _cli("conntrack", "--lab", home.name, "-L").stdout        # conntrack kept
+    # SIGHUP does the same
+    rules.write_text(good)
+    pid = json.loads(_cli("lab", "status", home.name, "--json").stdout)[0]["routers"]["r1"]["pid"]
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "home-drop" not in _cli("iptables-save", "--lab", home.name).stdout:
+        assert time.monotonic() < deadline, "SIGHUP did not reload"
+        time.sleep(0.1)
+
+
+def test_metrics_endpoint_moves_with_traffic(tmp_path):
+    port = 19100 + os.getpid() % 800
+    edit = lambda t: t.replace('rules = "home.rules"\n',                       # noqa: E731
+                               f'rules = "home.rules"\n[routers.r1.metrics]\nlisten = "127.0.0.1:{port}"\n')
+    with lab_from(LABS / "home.toml", tmp_path, edit=edit) as lab:
+        def scrape() -> dict[str, float]:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines() if line.startswith("tunrouter_")}
+        before = scrape()
+        lab.run("h1", "ping", "-c", "3", "-i", "0.2", "-W", "1", "203.0.113.80")
+        lab.run("web", "ping", "-c", "1", "-W", "1", "10.2.0.2", check=False)   # dropped by policy
+        after = scrape()
+        assert after["tunrouter_forwarded_total"] >= before["tunrouter_forwarded_total"] + 6
+        key = 'tunrouter_packets_total{direction="rx",port="lan0"}'
+        assert after[key] >= before[key] + 3
+        assert after['tunrouter_drops_total{reason="rule"}'] >= 1
+        assert after["tunrouter_conntrack_entries"] >= 1
+        assert after["tunrouter_conntrack_max"] == 65536

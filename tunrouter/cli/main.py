@@ -86,6 +86,14 @@ def _stats(args) -> int:
     return 0
 
 
+def _reload(args) -> int:
+    from tunrouter.driver.control import request
+
+    done = request(_socket(args), "reload")
+    print(f"reloaded {done['reloaded']} (rules: {done['rules'] or 'none'})")
+    return 0
+
+
 def _add_target(p: argparse.ArgumentParser, short: bool = True) -> None:
     """--lab/--router/--socket; short forms only where they clash with no tool's own options."""
     g = p.add_argument_group("which router")
@@ -128,6 +136,11 @@ def parser() -> argparse.ArgumentParser:
     _add_target(st)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=_stats)
+
+    rl = sub.add_parser("reload", help="re-read a running router's file: rules, conntrack and "
+                                       "helper settings, all or nothing (as SIGHUP does)")
+    _add_target(rl)
+    rl.set_defaults(func=_reload)
 
     conntrack.add_parsers(sub, _add_target, _socket)
     iptables.add_parsers(sub, _add_target, _socket)

@@ -13,6 +13,10 @@ def stats(router: str, s: dict) -> str:
                        ("arp", "arp"), ("icmp_sent", "icmp sent"),
                        ("icmp_ratelimited", "icmp rate-limited"), ("fragments_out", "fragments made")):
         lines.append(f"  {label:<30}{s[key]:>14}")
+    ct = s["conntrack"]
+    lines += ["", "Connection tracking",
+              f"  {'entries':<30}{ct['entries']:>14}",
+              f"  {'maximum':<30}{ct['max']:>14}"]
     r = s["reassembly"]
     lines += ["", "Reassembly"]
     for key, label in (("ReasmReqds", "fragments received"), ("ReasmOKs", "datagrams reassembled"),

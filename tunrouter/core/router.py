@@ -533,6 +533,13 @@ class Router:
 
     # -- helpers --------------------------------------------------------------
 
+    def set_helper_settings(self, hs: HelperSettings) -> None:
+        """New helper settings (a reload): fault handling and auto-assignment."""
+        self.helper_settings = hs
+        g = self.guard
+        g.on_fault, g.max_faults, g.window, g.budget = hs.on_fault, hs.max_faults, hs.window, hs.budget
+        self._auto_assign()
+
     def _auto_assign(self) -> None:
         """auto-assignment (nf_conntrack_helper=1): (proto, port) -> helper."""
         hs = self.helper_settings

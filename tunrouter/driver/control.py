@@ -156,7 +156,7 @@ class ControlServer:
 
     def _answer(self, conn: socket.socket, line: bytes) -> Subscription | None:
         """Answer one request; return the Subscription when it opened a stream."""
-        sub = None
+        sub = req = None
         try:
             req = json.loads(line)
             if not isinstance(req, dict):
@@ -176,6 +176,9 @@ class ControlServer:
             resp = {"v": VERSION, "ok": True, "result": result}
         except (ValueError, KeyError, TypeError) as e:
             resp = {"v": VERSION, "ok": False, "error": str(e)}
+        except Exception as e:  # noqa: BLE001 - a failing command must not stop the router
+            log.exception("control command %r failed", req.get("cmd") if isinstance(req, dict) else req)
+            resp = {"v": VERSION, "ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
         conn.setblocking(True)
         conn.settimeout(2.0)
         try:

@@ -36,6 +36,12 @@ class Loop:
         self.stopping = False
         self._internal_logged = False
         self.taps = ctl_capture.Taps()
+        self.on_reload = None             # set by the runner: called between batches
+        self._reload_pending = False
+
+    def request_reload(self) -> None:
+        """From a signal handler (SIGHUP): reload between batches, not inside one."""
+        self._reload_pending = True
 
     def stop(self) -> None:
         self.stopping = True
@@ -98,6 +104,9 @@ class Loop:
                     except Exception:
                         self._internal()
                 self._report(ep)
+                if self._reload_pending and self.on_reload is not None:
+                    self._reload_pending = False
+                    self.on_reload()
         finally:
             ep.close()
 

@@ -15,7 +15,9 @@ from tunrouter.driver.ctl_capture import capture_handlers
 from tunrouter.driver.ctl_conntrack import conntrack_handlers
 from tunrouter.driver.ctl_helpers import helper_state, helpers_handlers
 from tunrouter.driver.ctl_rules import rules_handlers
+from tunrouter.driver import metrics
 from tunrouter.driver.ctl_top import top_handlers
+from tunrouter.driver.reload import ReloadError, reload
 from tunrouter.driver.ctl_trace import trace_handlers
 from tunrouter.driver.logsink import LogSink
 from tunrouter.driver.loop import Loop
@@ -52,17 +54,39 @@ def serve(cfg: RouterConfig) -> None:
     loop = Loop(router, [d.fd for d in devices], control, rsock.fileno(), log_notice=_notice_log(),
                 log_sink=sink, nflog_sink=nflog)
     names = [i.name for i in cfg.interfaces]
+
+    def stats(_req=None) -> dict:
+        return {**router.counters.snapshot(names),
+                "reassembly": router.defrag.snapshot(),
+                "conntrack": {"entries": router.conntrack.count(),
+                              "max": router.conntrack.settings.max},
+                "rules": {"loaded": router.rules is not None,
+                          "hotdrops": router.rules.hotdrops if router.rules else 0,
+                          "log_written": sink.written, "log_lost": sink.lost,
+                          "nflog_written": nflog.written, "nflog_lost": nflog.lost},
+                "helpers": helper_state(router)}
+
+    current = [cfg]
+
+    def do_reload(_req=None) -> dict:
+        """SIGHUP or `tunrouter reload`: the file again, all or nothing (ReloadError says why)."""
+        new = reload(router, current[0])
+        current[0] = new
+        rules = str(new.rules.path) if new.rules is not None else None
+        log.info("reloaded %s (rules: %s)", new.path, rules or "none")
+        return {"reloaded": str(new.path), "rules": rules}
+
+    def on_hup() -> None:
+        try:
+            do_reload()
+        except ReloadError as e:
+            log.error("reload refused: %s", e)
+
+    loop.on_reload = on_hup
     control.handlers.update({
         "ping": lambda req: {"router": cfg.name, "version": __version__, "pid": os.getpid()},
-        "stats": lambda req: {**router.counters.snapshot(names),
-                              "reassembly": router.defrag.snapshot(),
-                              "conntrack": {"entries": router.conntrack.count(),
-                                            "max": router.conntrack.settings.max},
-                              "rules": {"loaded": router.rules is not None,
-                                        "hotdrops": router.rules.hotdrops if router.rules else 0,
-                                        "log_written": sink.written, "log_lost": sink.lost,
-                                        "nflog_written": nflog.written, "nflog_lost": nflog.lost},
-                              "helpers": helper_state(router)},
+        "stats": stats,
+        "reload": do_reload,
         "routes": lambda req: [_route_row(router, r) for r in router.fib.routes()],
         "neighbours": lambda req: [_neigh_row(router, n) for n in router.neigh.entries()],
         **conntrack_handlers(router.conntrack, time.monotonic),
@@ -78,6 +102,10 @@ def serve(cfg: RouterConfig) -> None:
         loop.stop()
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: loop.request_reload())
+    endpoint = metrics.serve(cfg.metrics, stats) if cfg.metrics is not None else None
+    if endpoint is not None:
+        log.info("metrics on http://%s:%d/metrics", *cfg.metrics)
     old_wakeup = signal.set_wakeup_fd(wsock.fileno())
     # the helpers' time budget: SIGALRM around each help() (disarmed on every way out)
     alarm = HelperAlarm().install(router.guard)
@@ -90,6 +118,8 @@ def serve(cfg: RouterConfig) -> None:
         loop.run()
     finally:
         alarm.close()
+        if endpoint is not None:
+            endpoint.shutdown()
         signal.set_wakeup_fd(old_wakeup)
         for s, h in old_handlers.items():
             signal.signal(s, h)

@@ -64,6 +64,7 @@ def test_helpers_reload_cli(fake, capsys):
 STATS = {
     "ports": {"lan0": {"rx_packets": 1, "rx_bytes": 2, "tx_packets": 3, "tx_bytes": 4}},
     "forwarded": 1, "local": 0, "arp": 0, "icmp_sent": 0, "icmp_ratelimited": 0, "fragments_out": 0,
+    "conntrack": {"entries": 3, "max": 65536},
     "reassembly": {"ReasmReqds": 0, "ReasmOKs": 0, "ReasmFails": 0, "ReasmTimeout": 0, "queues": 0,
                    "mem": 0},
     "drops": {"helper": 1, "helper-fault": 3},

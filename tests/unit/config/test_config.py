@@ -224,3 +224,18 @@ def test_broken_segment_hosts(tmp_path, old, new, key, message):
     with pytest.raises(ConfigError) as e:
         load_lab(p)
     assert (e.value.key, message in e.value.message) == (key, True), e.value
+
+
+@pytest.mark.parametrize("listen, want", [('"127.0.0.1:9101"', ("127.0.0.1", 9101)),
+                                          ('"0.0.0.0:80"', ("0.0.0.0", 80))])
+def test_metrics_listen(tmp_path, listen, want):
+    cfg = load_lab(write(tmp_path, GOOD_LAB + f"[routers.r.metrics]\nlisten = {listen}\n"))
+    assert cfg.routers["r"].metrics == want
+
+
+@pytest.mark.parametrize("listen", ['"127.0.0.1"', '"localhost:9101"', '"127.0.0.1:0"',
+                                    '"127.0.0.1:70000"', "9101"])
+def test_bad_metrics_listen(tmp_path, listen):
+    with pytest.raises(ConfigError) as e:
+        load_lab(write(tmp_path, GOOD_LAB + f"[routers.r.metrics]\nlisten = {listen}\n"))
+    assert e.value.key == "routers.r.metrics.listen"
