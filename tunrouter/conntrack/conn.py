@@ -78,9 +78,11 @@ class Conn:
                  address, and a packet leaving by another port kills it.
     help         a Help (helper, expectations, master, sequence adjustment) or None.
     acct         [packets, bytes] ORIGINAL then REPLY while nf_conntrack_acct is on, else None
+    nat_plans    the NAT rewrite of each (manip, direction) worked out once the binding
+                 is final (nat.rewrite.make_plans), or None until a packet needs it
     """
-    __slots__ = ("acct", "deadline", "help", "mark", "masq_port", "orig", "reply", "status",
-                 "timer")
+    __slots__ = ("acct", "deadline", "help", "mark", "masq_port", "nat_plans", "orig", "reply",
+                 "status", "timer")
 
     # Protocols without a state machine print no state; TcpConn shadows this.
     state = None
@@ -95,6 +97,7 @@ class Conn:
         self.masq_port = -1
         self.help = None
         self.acct = None
+        self.nat_plans = None
 
     @property
     def helper_name(self) -> str | None:

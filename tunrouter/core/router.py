@@ -71,7 +71,8 @@ from tunrouter.nat.range import (
     for_target,
 )
 from tunrouter.nat.rewrite import NAT_BIT as _NAT_BIT
-from tunrouter.nat.rewrite import icmp_reply_translation, nat_packet
+from tunrouter.nat.rewrite import apply as apply_plan
+from tunrouter.nat.rewrite import icmp_reply_translation, make_plans, nat_packet
 from tunrouter.rules import ACCEPT, DROP, FILTER, NAT, RAW, AddrTypes, Ctx, Hook, Reject
 from tunrouter.rules.targets import Masquerade
 from tunrouter.wire import arp, ether, icmp, ipv4, tcp
@@ -321,11 +322,13 @@ class Router:
         if ct is not None:
             if ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY:
                 # the fast path of _nat(): translate by the bits, nothing to decide
-                status = ct.status
-                if status & IPS_NAT_MASK:
-                    reply = ctinfo is _ESTABLISHED_REPLY
-                    if status & _NAT_BIT[DST][reply]:
-                        d.dst = nat_packet(d.buf, ct, reply, DST)
+                if ct.status & IPS_NAT_MASK:
+                    plans = ct.nat_plans
+                    if plans is None:
+                        plans = ct.nat_plans = make_plans(ct)
+                    plan = plans[2 if ctinfo is _ESTABLISHED else 3]       # DST manip
+                    if plan is not None:
+                        d.dst = apply_plan(d.buf, plan)
                         if ctx is not None:
                             ctx.reread()
             else:
@@ -375,13 +378,13 @@ class Router:
             self._fwd_count.bytes += len(buf)
         if ct is not None:
             if ctinfo is _ESTABLISHED or ctinfo is _ESTABLISHED_REPLY:
-                status = ct.status
-                if status & IPS_NAT_MASK:
+                if ct.status & IPS_NAT_MASK:
                     reply = ctinfo is _ESTABLISHED_REPLY
                     if ct.masq_port >= 0 and not reply and ct.masq_port != route.port:
                         return self._masq_moved(ct, now)
-                    if status & _NAT_BIT[SRC][reply]:
-                        d.src = nat_packet(buf, ct, reply, SRC)
+                    plan = ct.nat_plans[reply]                              # SRC manip
+                    if plan is not None:
+                        d.src = apply_plan(buf, plan)
             else:
                 done = self._nat(self._nat_post, _POST, SRC, d, ct, ctinfo, ctx, in_port,
                                  self._names[route.port], l2, now, route.port)

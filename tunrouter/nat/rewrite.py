@@ -82,6 +82,71 @@ def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> bool:
     return True
 
 
+def make_plans(ct: Conn) -> list:
+    """What nat_packet() does to each packet of ct, worked out once: a plan per
+    (manip, direction), index manip * 2 + direction, None where nothing changes.
+
+    A plan holds the offsets, the new address and port bytes and the checksum
+    deltas, which are the same for every packet of a direction (its tuple
+    fixes the old address and port); apply() then only writes.
+    """
+    plans = [None, None, None, None]
+    status = ct.status
+    for manip in (SRC, DST):
+        for direction in (0, 1):
+            if status & NAT_BIT[manip][direction]:
+                plans[manip * 2 + direction] = _plan(ct, direction, manip)
+    return plans
+
+
+def _words(a: bytes) -> int:
+    n = int.from_bytes(a, "big")
+    return (n >> 16) + (n & 0xFFFF)
+
+
+def _plan(ct: Conn, direction: int, manip: int) -> tuple:
+    this, other = (ct.orig, ct.reply) if direction == 0 else (ct.reply, ct.orig)
+    proto = this[2]
+    if manip == SRC:
+        old_addr, new_addr = this[0], other[1]
+        old_port, new_port = this[3], (other[3] if proto == _ICMP else other[4])
+    else:
+        old_addr, new_addr = this[1], other[0]
+        old_port, new_port = (this[3], other[3]) if proto == _ICMP else (this[4], other[3])
+    ip_delta = _words(new_addr) - _words(old_addr)
+    if proto == _TCP or proto == _UDP:
+        port_off, check_off = 2 * manip, 16 if proto == _TCP else 6
+        l4_delta = ip_delta + new_port - old_port
+    elif proto == _ICMP:
+        port_off, check_off = 4, 2                 # the query identifier; no pseudo-header
+        l4_delta = new_port - old_port
+    else:
+        port_off = check_off = -1
+        l4_delta = 0
+    return (12 + 4 * manip, new_addr, port_off, new_port.to_bytes(2, "big"), ip_delta,
+            l4_delta, check_off, proto == _UDP)
+
+
+def apply(buf, plan: tuple) -> bytes:
+    """Rewrite one packet by its plan (make_plans); returns the address written."""
+    a, addr, port_off, port, ip_delta, l4_delta, check_off, udp = plan
+    buf[a:a + 4] = addr
+    s = (~_u16(buf, 10)[0] & 0xFFFF) + ip_delta + _ZERO
+    s = (s & 0xFFFF) + (s >> 16)
+    _p16(buf, 10, ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF)
+    if port_off >= 0:
+        l4 = (buf[0] & 0x0F) << 2
+        buf[l4 + port_off:l4 + port_off + 2] = port
+        c = l4 + check_off
+        check = _u16(buf, c)[0]
+        if check or not udp:                   # a UDP checksum of 0 (none) stays 0
+            s = (~check & 0xFFFF) + l4_delta + _ZERO
+            s = (s & 0xFFFF) + (s >> 16)
+            s = ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
+            _p16(buf, c, s if s or not udp else 0xFFFF)
+    return addr
+
+
 def nat_packet(buf, ct: Conn, direction: int, manip: int) -> bytes:
     """Rewrite one packet of ct going `direction` at a hook doing `manip` (nf_nat_manip_pkt).
 
