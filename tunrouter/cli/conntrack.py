@@ -115,13 +115,24 @@ def run_conntrack(args, sock: str) -> int:
     if args.command in ("flush", "count", "stats") and spec:
         raise SystemExit(f"tunrouter conntrack: -{args.command[0].upper()} takes no filters")
     if args.table == "expect":
-        if args.command != "list":
-            raise SystemExit("tunrouter conntrack: the expect table is only listed (-L expect)")
-        if spec or args.output:
-            raise SystemExit("tunrouter conntrack: -L expect takes no filters or output formats")
-        lines = request(sock, "ct_expect_list")
-        _print(lines)
-        print(f"{SUMMARY}: {len(lines)} expectation entries have been shown.", file=sys.stderr)
+        if args.command not in ("list", "events"):
+            raise SystemExit("tunrouter conntrack: the expect table is listed (-L expect) "
+                             "or watched (-E expect)")
+        if spec or args.output or args.event_mask:
+            raise SystemExit("tunrouter conntrack: expect takes no filters, masks or output formats")
+        if args.command == "list":
+            lines = request(sock, "ct_expect_list")
+            _print(lines)
+            print(f"{SUMMARY}: {len(lines)} expectations have been shown.", file=sys.stderr)
+            return 0
+        shown = 0
+        try:
+            for line in subscribe(sock, "ct_expect_events"):
+                print(line, flush=True)
+                shown += 1
+        except (KeyboardInterrupt, BrokenPipeError):
+            pass
+        print(f"{SUMMARY}: {shown} expectation events have been shown.", file=sys.stderr)
         return 0
     if args.command == "list":
         lines = request(sock, "ct_list", filter=spec, output=_output(args))

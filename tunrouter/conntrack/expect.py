@@ -20,6 +20,8 @@ from tunrouter.conntrack.tuple import Tuple
 
 # kernel errno names for what add() refuses
 BUSY, FULL = "busy", "expectation table full"
+NEW, DESTROY = "NEW", "DESTROY"      # expectation events (IPEXP_NEW, IPEXP_DESTROY)
+EVENTS_MAX = 4096
 
 
 class Expectation:
@@ -71,6 +73,8 @@ class ExpectTable:
         self._by_dst: dict[tuple, list[Expectation]] = {}
         self.count = 0
         self.stats_new = self.stats_create = self.stats_delete = 0
+        self.events: list[tuple[str, Expectation]] = []   # for `conntrack -E expect`
+        self.events_lost = 0
         self._next = math.inf
 
     def add(self, exp: Expectation, max_expected: int, table_max: int) -> str | None:
@@ -90,6 +94,7 @@ class ExpectTable:
         exp.master.help.expects.append(exp)
         self.count += 1
         self.stats_create += 1
+        self._event(NEW, exp)
         self._next = min(self._next, exp.deadline)
         return None
 
@@ -116,6 +121,17 @@ class ExpectTable:
         exp.master.help.expects.remove(exp)
         self.count -= 1
         self.stats_delete += 1
+        self._event(DESTROY, exp)
+
+    def _event(self, kind: str, exp: Expectation) -> None:
+        if len(self.events) >= EVENTS_MAX:
+            self.events_lost += 1
+            return
+        self.events.append((kind, exp))
+
+    def drain_events(self) -> list[tuple[str, Expectation]]:
+        events, self.events = self.events, []
+        return events
 
     def remove_master(self, master) -> None:
         """The master is gone: so are its expectations (nf_ct_remove_expectations)."""

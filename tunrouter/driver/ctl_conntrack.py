@@ -86,5 +86,9 @@ def conntrack_handlers(table: ConnTable, clock: Callable[[], float]) -> dict:
         "ct_events": ct_events,
         "ct_expect_list": lambda req: [ctformat.expect_line(e, now) for now in (clock(),)
                                        for e in table.expects.all(now)],
+        # `conntrack -E expect`: "%9s " tag, then the expectation as -L shows it
+        "ct_expect_events": lambda req: Subscription(
+            "ct_expect_events",
+            lambda ev: f"{'[' + ev[0] + ']':>9} {ctformat.expect_line(ev[1], clock())}"),
         "sysctl": sysctl,
     }

@@ -122,6 +122,9 @@ class Loop:
         dropped = []
         if events and ctl is not None and ctl.subscribed("ct_events"):
             dropped += ctl.publish("ct_events", events)
+        expect_events = router.conntrack.expects.drain_events()
+        if expect_events and ctl is not None and ctl.subscribed("ct_expect_events"):
+            dropped += ctl.publish("ct_expect_events", expect_events)
         if ctl is not None:
             dropped += ctl_trace.sync(router, ctl)
             dropped += self.taps.sync(ctl)

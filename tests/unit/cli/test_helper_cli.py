@@ -32,7 +32,7 @@ def test_conntrack_list_expect(fake, capsys):
     rc = climain.main(["conntrack", "-L", "expect", "--socket", "/x.sock"])
     out, err = capsys.readouterr()
     assert rc == 0 and out == LINE + "\n"
-    assert err == f"{ctcli.SUMMARY}: 1 expectation entries have been shown.\n"
+    assert err == f"{ctcli.SUMMARY}: 1 expectations have been shown.\n"
     assert calls == [("/x.sock", "ct_expect_list", {})]
 
 
