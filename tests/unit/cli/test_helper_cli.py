@@ -36,8 +36,8 @@ def test_conntrack_list_expect(fake, capsys):
     assert calls == [("/x.sock", "ct_expect_list", {})]
 
 
-def test_conntrack_expect_only_lists(fake):
-    with pytest.raises(SystemExit, match="only listed"):
+def test_conntrack_expect_is_listed_or_watched(fake):
+    with pytest.raises(SystemExit, match=r"listed \(-L expect\) or watched \(-E expect\)"):
         climain.main(["conntrack", "-F", "expect", "--socket", "/x.sock"])
     with pytest.raises(SystemExit, match="no filters"):
         climain.main(["conntrack", "-L", "expect", "-p", "tcp", "--socket", "/x.sock"])
