@@ -98,7 +98,7 @@ def _stop(proc: subprocess.Popen) -> str:
 class Vsftpd:
     """vsftpd in the lab's web namespace, anonymous read-only, active and passive."""
 
-    def __init__(self, lab, tmp_path, root, promiscuous=False):
+    def __init__(self, lab, tmp_path, root, promiscuous=False, host="web", address=WEB, extra=()):
         self.lab = lab
         empty = tmp_path / "vsftpd-empty"
         empty.mkdir(mode=0o755)
@@ -106,7 +106,7 @@ class Vsftpd:
         self.log = tmp_path / "vsftpd.log"
         conf = tmp_path / "vsftpd.conf"
         conf.write_text("\n".join([
-            "listen=YES", "listen_ipv6=NO", f"listen_address={WEB}", "listen_port=21",
+            "listen=YES", "listen_ipv6=NO", f"listen_address={address}", "listen_port=21",
             "background=NO", "anonymous_enable=YES", "local_enable=NO", "write_enable=NO",
             f"anon_root={root}", "no_anon_password=YES", "ftp_username=ftp",
             "nopriv_user=nobody", "pasv_enable=YES", "port_enable=YES",
@@ -117,11 +117,11 @@ class Vsftpd:
             "idle_session_timeout=30", "xferlog_enable=YES", f"vsftpd_log_file={self.log}",
             "dual_log_enable=NO", "log_ftp_protocol=YES", "use_localtime=NO",
             "pasv_min_port=30000", "pasv_max_port=30100",
-            f"port_promiscuous={'YES' if promiscuous else 'NO'}", ""]))
-        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.ns("web"), "vsftpd", str(conf)],
+            f"port_promiscuous={'YES' if promiscuous else 'NO'}", *extra, ""]))
+        self.proc = subprocess.Popen(["ip", "netns", "exec", lab.ns(host), "vsftpd", str(conf)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 10
-        while not lab.run("web", "ss", "-Hltn", "sport = :21").stdout.strip():
+        while not lab.run(host, "ss", "-Hltn", "sport = :21").stdout.strip():
             assert self.proc.poll() is None, f"vsftpd exited: {_stop(self.proc)}"
             assert time.monotonic() < deadline, "vsftpd does not listen"
             time.sleep(0.1)
@@ -478,3 +478,213 @@ def test_port_abuse_opens_nothing(helpers_lab, tmp_path):
     assert not client["hidden"], client
     control = [line for line in conntrack_lines(lab, "-p", "tcp") if "dport=21 " in line]
     assert control and "helper=ftp" in control[0], control
+
+
+# -- 5. an FTP server behind DNAT ---------------------------------------------
+#
+# vsftpd on h1 (10.1.0.2), published as 203.0.113.1:21; the client is curl in
+# web.  vsftpd announces its own address (no pasv_address): the router must
+# rewrite 227's 10,1,0,2 to 203,0,113,1, and active mode's data connection from
+# 10.1.0.2:20 must leave as 203.0.113.1.
+
+H1 = "10.1.0.2"
+DNAT_RAW = """*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp
+COMMIT
+"""
+DNAT_REST = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i wan0 -p tcp -m tcp --dport 21 -j DNAT --to-destination 10.1.0.2:21
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -d 10.1.0.2/32 -i wan0 -p tcp -m tcp --dport 21 -m conntrack --ctstate NEW,DNAT -j ACCEPT
+COMMIT
+"""
+# vsftpd announces what it listens on; pasv_address stays unset on purpose
+DNAT_VSFTPD = ("pasv_addr_resolve=NO", "pasv_promiscuous=NO")
+
+
+def curl_public(lab, out, *opts, max_time=20):
+    """curl in web against the published server."""
+    return subprocess.run(["ip", "netns", "exec", lab.ns("web"), "curl", "-sS", "-v", "--max-time", str(max_time),
+                           "--connect-timeout", "5", "-o", str(out), *opts, f"ftp://{ROUTER_WAN}/file"],
+                          check=False, capture_output=True, text=True, timeout=max_time + 10)
+
+
+@pytest.mark.parametrize("mode,opts", [
+    # --no-ftp-skip-pasv-ip: curl >= 7.74 ignores 227's address by default; make it use it
+    ("passive-pasv", ["--disable-epsv", "--no-ftp-skip-pasv-ip"]),
+    ("passive-epsv", []),
+    ("active-port", ["--ftp-port", "-", "--disable-eprt"]),
+    ("active-eprt", ["--ftp-port", "-"]),
+])
+def test_ftp_server_behind_dnat(tmp_path, mode, opts):
+    need("curl", "vsftpd")
+    root, want = blob(tmp_path)
+    with _lab(tmp_path, DNAT_RAW + DNAT_REST) as lab:
+        server = Vsftpd(lab, tmp_path, root, host="h1", address=H1, extra=DNAT_VSFTPD)
+        try:
+            out = tmp_path / f"{mode}.bin"
+            p = curl_public(lab, out, *opts)
+            assert p.returncode == 0 and md5_of(out) == want, (mode, p.returncode, p.stderr, server.stop())
+            lines = conntrack_lines(lab, "-p", "tcp")
+            log = server.stop()
+        finally:
+            server.stop()
+        control = [line for line in lines if f"src={WEB} dst={ROUTER_WAN} " in line and "dport=21 " in line]
+        assert control and all("helper=ftp" in line for line in control), "\n".join(lines)
+        assert all(f"src={H1} dst={WEB} sport=21 " in line for line in control), "\n".join(lines)
+        if mode == "passive-pasv":
+            # the server said its own address; the client read the router's
+            assert re.search(r'"227 Entering Passive Mode \(10,1,0,2,', log), log
+            assert re.search(r"< 227 Entering Passive Mode \(203,0,113,1,", p.stderr), p.stderr
+        if mode.startswith("passive"):
+            data = [line for line in lines
+                    if re.search(rf"src={WEB} dst={ROUTER_WAN} sport=\d+ dport=30\d\d\d ", line)
+                    and re.search(rf"src={H1} dst={WEB} sport=30\d\d\d ", line)]
+        else:
+            # the server's data connection from 10.1.0.2:20, leaving as the router's address
+            data = [line for line in lines if f"src={H1} dst={WEB} sport=20 " in line
+                    and f"src={WEB} dst={ROUTER_WAN} " in line and "dport=20 " in line]
+            assert re.search(r'"(PORT 203,0,113,80,|EPRT \|1\|203\.0\.113\.80\|)', log), log
+        assert data, "\n".join(lines)
+
+
+def test_passive_ftp_behind_dnat_without_the_helper_rule_fails(tmp_path):
+    need("curl", "vsftpd")
+    root, want = blob(tmp_path)
+    with _lab(tmp_path, DNAT_REST) as lab:
+        server = Vsftpd(lab, tmp_path, root, host="h1", address=H1, extra=DNAT_VSFTPD)
+        try:
+            out = tmp_path / "pasv.bin"
+            start = time.monotonic()
+            p = curl_public(lab, out, "--disable-epsv", "--no-ftp-skip-pasv-ip", max_time=15)
+            took = time.monotonic() - start
+            lines = conntrack_lines(lab, "-p", "tcp")
+        finally:
+            log = server.stop()
+        assert p.returncode != 0 and md5_of(out) != want, (p.returncode, p.stderr)
+        assert took < 20, took
+        # the 227 reached the client untouched, and 10.1.0.2 is not reachable from outside
+        assert re.search(r"< 227 Entering Passive Mode \(10,1,0,2,", p.stderr), (p.stderr, log)
+        assert not any("helper=" in line for line in lines), "\n".join(lines)
+
+
+# -- 6. abuse: more expectations than the policy allows -----------------------
+
+MANY_PORTS_SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 21)); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(60)
+c.sendall(b"220 fake\r\n")
+buf = b""
+while True:
+    chunk = c.recv(4096)
+    if not chunk:
+        break
+    buf += chunk
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        line = line.rstrip(b"\r")
+        print(line.decode("latin-1"), flush=True)
+        if line.upper() == b"QUIT":
+            c.sendall(b"221 bye\r\n"); sys.exit(0)
+        c.sendall(b"200 ok\r\n")
+"""
+
+MANY_PORTS_CLIENT = r"""
+import json, select, socket, sys
+c = socket.create_connection((sys.argv[1], 21), timeout=10)
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+f = c.makefile("rb")
+def reply():
+    return f.readline().decode("latin-1").strip()
+assert reply().startswith("220")
+c.sendall(b"USER anonymous\r\n"); reply()
+listeners = []
+for _ in range(int(sys.argv[2])):
+    l = socket.socket(); l.bind(("10.1.0.2", 0)); l.listen(1)
+    p = l.getsockname()[1]
+    listeners.append((l, p))
+    # each PORT alone in a segment, right after a newline-ended one (the reply read back)
+    c.sendall(b"PORT 10,1,0,2,%d,%d\r\n" % (p >> 8, p & 255)); assert reply().startswith("200")
+print(json.dumps([p for _, p in listeners]), flush=True)
+sys.stdin.readline()                     # the test has probed the router
+got = []
+for l, p in listeners:
+    l.setblocking(False)
+    try:
+        a, _ = l.accept(); a.close(); got.append(p)
+    except BlockingIOError:
+        pass
+    l.close()
+c.sendall(b"QUIT\r\n"); reply()
+print(json.dumps(got), flush=True)
+"""
+
+PROBE = r"""
+import json, socket, sys
+res = {}
+for p in map(int, sys.argv[2:]):
+    t = socket.socket(); t.settimeout(3)
+    try:
+        t.connect((sys.argv[1], p)); res[p] = "connected"
+    except OSError as e:
+        res[p] = type(e).__name__
+    finally:
+        t.close()
+print(json.dumps(res))
+"""
+
+
+def test_more_port_commands_than_max_expected_keeps_only_the_newest(helpers_lab):
+    lab = helpers_lab
+    server = subprocess.Popen(["ip", "netns", "exec", lab.ns("web"), sys.executable, "-c", MANY_PORTS_SERVER, WEB],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = None
+    try:
+        lab.wait_listen("web", 21)
+        client = subprocess.Popen(["ip", "netns", "exec", lab.ns("h1"), sys.executable, "-c", MANY_PORTS_CLIENT,
+                                   WEB, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        first = client.stdout.readline()
+        assert first, _stop(client)
+        ports = json.loads(first)
+        assert len(ports) == 4
+        # the FTP policy's max_expected=1: each PORT evicted the previous expectation
+        exp = conntrack_lines(lab, "expect")
+        exp = [line for line in exp if "helper=ftp" in line]
+        assert len(exp) == 1, exp
+        assert f"dst={ROUTER_WAN} sport=0 dport={ports[-1]} " in exp[0], (ports, exp)
+        assert f"src={WEB} " in exp[0], exp
+        # earlier announced ports lead nowhere (the router itself answers: refused) ...
+        probe = lab.run("web", sys.executable, "-c", PROBE, ROUTER_WAN, *map(str, ports[:-1]))
+        earlier = json.loads(probe.stdout)
+        assert all(v == "ConnectionRefusedError" for v in earlier.values()), earlier
+        # ... the newest gets through to h1
+        probe = lab.run("web", sys.executable, "-c", PROBE, ROUTER_WAN, str(ports[-1]))
+        assert json.loads(probe.stdout) == {str(ports[-1]): "connected"}, probe.stdout
+        out, err = client.communicate("go\n", timeout=20)
+        assert client.returncode == 0, (out, err)
+        assert json.loads(out.strip().splitlines()[-1]) == [ports[-1]], (ports, out)
+        server_out = server.communicate(timeout=10)[0]
+    finally:
+        if client is not None:
+            _stop(client)
+        _stop(server)
+    # every PORT reached the server rewritten to the router's address
+    said = [line for line in server_out.splitlines() if line.startswith("PORT ")]
+    assert len(said) == 4 and all(line.startswith("PORT 203,0,113,1,") for line in said), server_out
+    # the newest was used by its connection; nothing is left expected
+    assert not any("helper=ftp" in line for line in conntrack_lines(lab, "expect"))

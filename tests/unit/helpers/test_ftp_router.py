@@ -131,3 +131,77 @@ def test_port_in_the_first_segment_or_mid_segment_is_not_read():
     assert s.r.conntrack.expects.count == 0
     s.send_c(data=b"NOOP\r\nPORT 10,1,0,2,195,81\r\n")    # not at the segment's start
     assert s.r.conntrack.expects.count == 0
+
+
+def test_more_port_commands_than_max_expected_keep_only_the_newest():
+    """The FTP policy's max_expected=1: each PORT evicts the previous expectation."""
+    s = Session(RAW + MASQ + STATEFUL)
+    s.send_s(data=b"220 hello\r\n")
+    s.send_c(data=b"USER a\r\n")
+    s.send_s(data=b"331 pass\r\n")
+    ports = (50000, 50001, 50002)
+    for p in ports:
+        out, = s.send_c(data=b"PORT 10,1,0,2,%d,%d\r\n" % (p >> 8, p & 0xFF))
+        assert bytes(out[Raw].load) == b"PORT 203,0,113,1,%d,%d\r\n" % (p >> 8, p & 0xFF)
+        s.send_s(data=b"200 ok\r\n")
+    exp, = s.r.conntrack.expects.all(s.t)
+    assert exp.dport == ports[-1] and exp.dst == bytes([203, 0, 113, 1])
+    line, = [expect_line(e, s.t) for e in s.r.conntrack.expects.all(s.t)]
+    assert " dport=50002 " in line
+    # an earlier announced port: nothing expected, the router's closed port resets
+    for p in ports[:-1]:
+        (port, frame), = s.r.process(WAN, tcp4(SRV, R_WAN, 20, p, "S", seq=9000), s.tick())
+        assert port == WAN and str(parse_out(frame)[TCP].flags) == "RA"
+    # the newest gets through to the client
+    out = s.r.process(WAN, tcp4(SRV, R_WAN, 20, ports[-1], "S", seq=9100), s.tick())
+    syn = parse_out(out[0][1])
+    assert (syn.src, syn.dst, syn[TCP].sport, syn[TCP].dport) == (SRV, H1, 20, ports[-1])
+    assert s.r.conntrack.expects.count == 0
+
+
+def test_pasv_from_a_server_behind_dnat_is_rewritten_to_the_public_address():
+    """A server on the LAN published by DNAT: its 227 names its own address, which the
+    client outside reads as the router's; the client's data connection reaches it."""
+    dnat = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" \
+           ":POSTROUTING ACCEPT [0:0]\n" \
+           "-A PREROUTING -i wan0 -p tcp --dport 21 -j DNAT --to-destination 10.1.0.2:21\nCOMMIT\n"
+    flt = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n" \
+          "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n" \
+          "-A FORWARD -i wan0 -p tcp --dport 21 -m conntrack --ctstate DNAT -j ACCEPT\nCOMMIT\n"
+    r = make_router()
+    r.set_rules(engine_for(RAW + dnat + flt))
+    t = [0.0]
+
+    def tick():
+        t[0] += 0.01
+        return t[0]
+    cseq, sseq = C_ISN + 1, S_ISN + 1
+
+    def client(flags, data=b"", seq=None, ack=None):
+        nonlocal cseq
+        out = r.process(WAN, tcp4(SRV, R_WAN, 40000, 21, flags, data, seq=cseq if seq is None else seq,
+                                  ack=sseq if ack is None else ack), tick())
+        cseq += len(data)
+        return [parse_out(f) for _, f in out]
+
+    def server(flags, data=b"", seq=None, ack=None):
+        nonlocal sseq
+        out = r.process(LAN_TUN, tcp4(H1, SRV, 21, 40000, flags, data, seq=sseq if seq is None else seq,
+                                      ack=cseq if ack is None else ack), tick())
+        sseq += len(data)
+        return [parse_out(f) for _, f in out]
+    syn, = client("S", seq=C_ISN, ack=0)
+    assert (syn.dst, syn[TCP].dport) == (H1, 21)
+    synack, = server("SA", seq=S_ISN, ack=C_ISN + 1)
+    assert synack.src == R_WAN
+    client("A")
+    server("PA", b"220 hello\r\n")
+    client("PA", b"PASV\r\n")
+    out, = server("PA", b"227 Entering Passive Mode (10,1,0,2,19,137).\r\n")
+    assert bytes(out[Raw].load) == b"227 Entering Passive Mode (203,0,113,1,19,137).\r\n"
+    assert out.src == R_WAN
+    exp, = r.conntrack.expects.all(t[0])
+    assert (exp.src, exp.dst, exp.dport) == (bytes([203, 0, 113, 80]), bytes([203, 0, 113, 1]), 5001)
+    out = r.process(WAN, tcp4(SRV, R_WAN, 41000, 5001, "S", seq=7000), tick())
+    data_syn = parse_out(out[0][1])
+    assert (data_syn.src, data_syn.dst, data_syn[TCP].dport) == (SRV, H1, 5001)
