@@ -390,13 +390,10 @@ class Router:
                                  self._names[route.port], l2, now, route.port)
                 if done is not None:
                     return done
-            if ct.help is not None:
-                buf = self._help(d, ct, ctinfo, now)
+            if ct.help is not None or ctinfo is _NEW or ctinfo is _RELATED:
+                buf = self._confirm_point(d, ct, ctinfo, now)
                 if type(buf) is list:
                     return buf
-            if (ctinfo is _NEW or ctinfo is _RELATED and ct.status & IPS_EXPECTED) \
-                    and not self.conntrack.confirm(ct, now):
-                return self._ct_drop()
         c.forwarded += 1
         if len(buf) > limit:
             out = []
@@ -605,6 +602,22 @@ class Router:
         state = self.guard.new_state(helper, now)
         if state is not FAULT:
             ct.help = Help(helper, state=state)
+
+    def _confirm_point(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float):
+        """nf_confirm(): the helper and sequence adjustment, then a new entry confirmed.
+
+        Returns the packet's buffer (a new one when a helper rewrote it), or the
+        frames to send instead when it is dropped.
+        """
+        buf = d.buf
+        if ct.help is not None:
+            buf = self._help(d, ct, ctinfo, now)
+            if type(buf) is list:
+                return buf
+        if (ctinfo is _NEW or ctinfo is _RELATED and ct.status & IPS_EXPECTED) \
+                and not self.conntrack.confirm(ct, now):
+            return self._ct_drop()
+        return buf
 
     def _help(self, d: PacketDesc, ct, ctinfo: CtInfo, now: float):
         """The confirm point (nf_confirm): the helper reads the packet, then sequence
@@ -942,13 +955,10 @@ class Router:
             done = self._nat(self._nat_in, _IN, SRC, d, ct, ctinfo, ctx, d.in_port, "", l2, now)
             if done is not None:
                 return done
-            if ct.help is not None:
-                buf = self._help(d, ct, ctinfo, now)
-                if type(buf) is list:
-                    return buf
-            if (ctinfo is _NEW or ctinfo is _RELATED and ct.status & IPS_EXPECTED) \
-                    and not self.conntrack.confirm(ct, now):     # INPUT confirm
-                return self._ct_drop()
+        if ct is not None:
+            done = self._confirm_point(d, ct, ctinfo, now)          # INPUT confirm
+            if type(done) is list:
+                return done
         self.counters.local += 1
         out = []
         payload = d.payload
