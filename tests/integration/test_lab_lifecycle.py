@@ -39,18 +39,38 @@ def test_up_down_leaves_nothing_behind(tmp_path):
     assert root_tun_devices() == before_tun
 
 
+def _stat_state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
 def test_down_after_router_crash(tmp_path):
+    before_tun = root_tun_devices()
     with lab_from(LABS / "chain.toml", tmp_path) as lab:
+        state = json.loads((lab.state_dir / "state.json").read_text())
+        hosts = [p["pid"] for procs in state["hosts"].values() for p in procs]
         pid = json.loads(tunrouter("lab", "status", lab.name, "--json").stdout)[0]["routers"]["r1"]["pid"]
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.3)
-        status = json.loads(tunrouter("lab", "status", lab.name, "--json").stdout)[0]
-        assert status["routers"]["r1"]["alive"] is False
+        deadline = time.monotonic() + 5
+        while json.loads(tunrouter("lab", "status", lab.name, "--json").stdout)[0]["routers"]["r1"]["alive"]:
+            assert time.monotonic() < deadline, "r1 still alive after SIGKILL"
+            time.sleep(0.1)
         # r1's devices went with it: the kernel removes non-persistent TUN/TAP devices.
         links = lab.run("h1", "ip", "-o", "link").stdout
         assert "eth0" not in links
+        # a crashed lab is not brought up over: it is taken down first
+        again = tunrouter("lab", "up", str(lab.path), check=False)
+        assert again.returncode == 1 and "is up already" in again.stderr
+        assert Path(f"/run/tunrouter/{lab.name}-r1.sock").exists()       # stale, SIGKILL leaves it
         name = lab.name
+    # `lab down` (lab_from) after the crash: nothing is left behind
     assert not {n for n in namespaces() if n.startswith(name)}
+    assert not Path(f"/run/tunrouter/labs/{name}").exists()
+    assert not list(Path("/run/tunrouter").glob(f"{name}-*"))            # sockets, NFLOG dirs
+    assert root_tun_devices() == before_tun
+    assert not [p for p in hosts if _stat_state(p) not in (None, "Z")]  # host commands stopped (or zombies of init)
     # and the lab comes up again from scratch
     with lab_from(LABS / "chain.toml", tmp_path) as lab2:
         lab2.run("h1", "ping", "-c", "1", "-W", "2", "198.51.100.80")

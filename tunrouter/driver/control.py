@@ -4,7 +4,8 @@ Protocol version 1.  A request is {"v": 1, "cmd": NAME, ...arguments}; the
 response is {"v": 1, "ok": true, "result": ...} or {"v": 1, "ok": false,
 "error": TEXT}.  The socket is a Unix stream socket, mode 0600, owned by the
 user running the router (root), so only that user can read or steer it.
-Each connection carries one request.
+Each connection carries one request.  An answer the client does not take in at
+once is sent as it reads (writable()); the router never waits for a client.
 
 A handler may answer with a Subscription instead of a result: the response
 is then {"v": 1, "ok": true, "result": {"stream": TOPIC}} and the connection
@@ -69,6 +70,7 @@ class ControlServer:
         self.sock.setblocking(False)
         self._conns: dict[int, tuple[socket.socket, bytearray]] = {}
         self._streams: dict[int, tuple[socket.socket, Subscription]] = {}
+        self._out: dict[int, memoryview] = {}       # answers the client has not taken in yet
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -142,6 +144,8 @@ class ControlServer:
             if b"\n" not in pending and len(pending) < MAX_REQUEST:
                 return False
             sub = self._answer(conn, bytes(pending).split(b"\n", 1)[0])
+            if fd in self._out:
+                return False                         # the rest when it can take it: writable()
             if sub is not None:
                 del self._conns[fd]
                 conn.setblocking(False)
@@ -150,7 +154,28 @@ class ControlServer:
                 return False
         return True
 
+    def writing(self, fd: int) -> bool:
+        """fd has an answer only partly sent: the caller waits for it to be writable."""
+        return fd in self._out
+
+    def writable(self, fd: int) -> bool:
+        """Send more of fd's answer; True when the exchange is over (all sent, or the client
+        went away): the caller unregisters fd, then drop()s it."""
+        conn, _ = self._conns[fd]
+        data = self._out[fd]
+        try:
+            n = conn.send(data)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if n == len(data):
+            return True
+        self._out[fd] = data[n:]
+        return False
+
     def drop(self, fd: int) -> None:
+        self._out.pop(fd, None)
         conn, _ = self._conns.pop(fd, None) or self._streams.pop(fd)
         conn.close()
 
@@ -179,10 +204,23 @@ class ControlServer:
         except Exception as e:  # noqa: BLE001 - a failing command must not stop the router
             log.exception("control command %r failed", req.get("cmd") if isinstance(req, dict) else req)
             resp = {"v": VERSION, "ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
-        conn.setblocking(True)
+        data = json.dumps(resp).encode() + b"\n"
+        if sub is None:
+            # Never wait on a client that does not read (a big answer, a client that
+            # stopped): what the socket does not take now waits for writable().
+            try:
+                n = conn.send(data)
+            except BlockingIOError:
+                n = 0
+            except OSError:                         # the client went away: its loss
+                return None
+            if n < len(data):
+                self._out[conn.fileno()] = memoryview(data)[n:]
+            return None
+        conn.setblocking(True)                      # a stream's first line: a few bytes
         conn.settimeout(2.0)
         try:
-            conn.sendall(json.dumps(resp).encode() + b"\n")
+            conn.sendall(data)
         except OSError:                             # the client went away: its loss
             return None
         return sub

@@ -5,7 +5,8 @@ rule's --log-prefix, then `IN= OUT= ... ` (nf_log_syslog.c), one per line.
 To syslog it goes as facility kern with the rule's --log-level as the
 severity (`<PRI>` = 0 * 8 + level), tagged `tunrouter-ROUTER`.  A sink that
 fails (full disk, unwritable file, no syslog daemon) never stops the router:
-the lines are counted as lost and the first failure is logged once.
+the lines are counted as lost (a line cut short by it is cut off the file) and
+the first failure is logged once.
 """
 import logging
 import os
@@ -44,6 +45,7 @@ class LogSink:
         """Write every LogRecord; on failure count them as lost and log the first failure."""
         json_fmt = self.fmt == "json"
         done = 0
+        start = None                      # the file's size before this batch
         try:
             if self.target == "syslog":
                 for r in records:
@@ -51,12 +53,19 @@ class LogSink:
                     done += 1
             else:
                 fh = self._open()
+                if fh is not sys.stderr:
+                    start = fh.tell()
                 fh.write("".join((r.json() if json_fmt else r.text()) + "\n" for r in records))
                 fh.flush()
                 done = len(records)
         except (OSError, ValueError) as e:
             self.lost += len(records) - done
             self._reset()
+            if start is not None:         # no half line for the next write to follow
+                try:
+                    os.truncate(self.target, start)
+                except OSError:
+                    pass
             if not self._failed_logged:
                 self._failed_logged = True
                 log.error("LOG sink %s: %s; LOG lines are being lost (counted as log_lost; "

@@ -93,9 +93,12 @@ class Loop:
                         if conn is not None:
                             ep.register(conn.fileno(), select.EPOLLIN)
                     elif ctl is not None and ctl.owns(fd):
-                        if ctl.readable(fd):
+                        writing = ctl.writing(fd)
+                        if ctl.writable(fd) if writing else ctl.readable(fd):
                             ep.unregister(fd)
                             ctl.drop(fd)
+                        elif not writing and ctl.writing(fd):
+                            ep.modify(fd, select.EPOLLOUT)    # an answer too big to send at once
                     elif fd == self.wakeup_fd:
                         os.read(fd, 512)
                 if now >= router.next_deadline():

@@ -11,9 +11,12 @@ byte order, length including the 4-byte TLV header, each padded to 4 bytes.
 --nflog-threshold is honoured as the kernel does: a group's records are
 written once that many have gathered (and whatever is left when the router
 stops).  A sink that cannot write (full disk, removed directory) counts the
-records as lost and logs once; the router goes on.
+records as lost, cuts the file back to its last whole record and logs once;
+the router goes on.
 """
+import contextlib
 import logging
+import os
 import struct
 import time
 from pathlib import Path
@@ -53,6 +56,7 @@ class NflogSink:
         self.directory = Path(directory)
         self._files: dict[int, object] = {}
         self._pending: dict[int, list] = {}
+        self._whole: dict[int, int] = {}           # group -> file size ending in a whole record
         self.written = 0
         self.lost = 0
         self._failed = False
@@ -84,14 +88,28 @@ class NflogSink:
                 f.write(_RECORD.pack(int(stamp), int(stamp % 1 * 1e6), len(frame), len(frame)))
                 f.write(frame)
             f.flush()
+            self._whole[group] = f.tell()
             self.written += len(batch)
         except OSError as e:
             self.lost += len(batch)
-            self._files.pop(group, None)
+            self._drop_partial(group)
             if not self._failed:
                 self._failed = True
                 log.error("NFLOG group %d: cannot write to %s: %s (records are counted as lost)",
                           group, self.directory, e)
+
+    def _drop_partial(self, group: int) -> None:
+        """After a failed write: close the file and cut it back to its last whole record, so
+        what is written once there is room again follows a readable pcap (a record cut in
+        the middle would make every later one unreadable)."""
+        f = self._files.pop(group, None)
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()                 # its buffer cannot be flushed: the fd closes anyway
+        whole = self._whole.pop(group, None)
+        if whole is not None:
+            with contextlib.suppress(OSError):
+                os.truncate(self.directory / f"nflog-{group}.pcap", whole)
 
     def _file(self, group: int):
         f = self._files.get(group)
@@ -99,6 +117,7 @@ class NflogSink:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self.directory / f"nflog-{group}.pcap"
             f = open(path, "ab")
+            self._whole[group] = f.tell()
             if f.tell() == 0:
                 f.write(_GLOBAL.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, LINKTYPE_NFLOG))
             self._files[group] = f
