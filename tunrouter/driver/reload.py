@@ -16,7 +16,7 @@ from tunrouter.core.hooks import engine_for
 
 
 class ReloadError(ValueError):
-    pass
+    """The file was not applied: why, with file and key or line."""
 
 
 def _fixed(cfg: RouterConfig) -> tuple:

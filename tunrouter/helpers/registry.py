@@ -17,7 +17,7 @@ GROUP = "tunrouter.helpers"
 
 
 class HelperLoadError(Exception):
-    pass
+    """An entry point that does not load or is not a Helper."""
 
 
 def available() -> dict[str, type[Helper]]:
