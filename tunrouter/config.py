@@ -324,7 +324,7 @@ def _rules(path: Path, key: str, value: str | None) -> RulesConfig | None:
         return None
     if not value:
         raise ConfigError(path, key, "expected a file name, got an empty string")
-    from tunrouter.core.hooks import load
+    from tunrouter.rules import restore
     from tunrouter.rules import RuleSyntaxError
 
     file = (path.parent / value) if not Path(value).is_absolute() else Path(value)
@@ -335,7 +335,7 @@ def _rules(path: Path, key: str, value: str | None) -> RulesConfig | None:
     except UnicodeDecodeError:
         raise ConfigError(path, key, f"{file}: not text (UTF-8)")
     try:
-        load(text)
+        restore(text)
     except RuleSyntaxError as e:
         raise ConfigError(path, key, f"{file}: {e}")
     return RulesConfig(file, text)

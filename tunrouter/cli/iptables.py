@@ -74,11 +74,10 @@ def _restore(args, resolve) -> int:
     name = "standard input" if args.file == "-" else args.file
     text = _read(args.file)
     if args.test and not _has_target(args):
-        from tunrouter.core.hooks import load
-        from tunrouter.rules import RuleSyntaxError
+        from tunrouter.rules import RuleSyntaxError, restore
 
         try:
-            load(text, noflush=args.noflush, counters=args.counters)
+            restore(text, noflush=args.noflush, counters=args.counters)
         except RuleSyntaxError as e:
             print(f"tunrouter iptables-restore: {name}: {e}", file=sys.stderr)
             return 1

@@ -1,25 +1,20 @@
-"""What the router adds around the rule engine: loading, the hooks' context.
+"""What the router adds around the rule engine: an engine from text, the hooks' context.
 
 Every target the rules package parses the router honours, CT --helper
 included for the helpers the rules know (the built-in ones and those
 registered with rules.targets.register_ct_helper()).
 """
 from tunrouter.conntrack.proto.tcp import TcpState
-from tunrouter.rules import Engine, Ruleset, restore
+from tunrouter.rules import Engine, restore
 
 _CLOSED = (TcpState.TIME_WAIT, TcpState.CLOSE)
-
-
-def load(text: str, current: Ruleset | None = None, noflush: bool = False,
-         counters: bool = False) -> Ruleset:
-    """iptables-restore text -> Ruleset; RuleSyntaxError("line N: ...")."""
-    return restore(text, current=current, noflush=noflush, counters=counters)
 
 
 def engine_for(text: str, previous: Engine | None = None, noflush: bool = False,
                counters: bool = False) -> Engine:
     current = previous.ruleset if previous is not None else None
-    return Engine(load(text, current, noflush, counters), previous=previous)
+    return Engine(restore(text, current=current, noflush=noflush, counters=counters),
+                  previous=previous)
 
 
 class ConnView:

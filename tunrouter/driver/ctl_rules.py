@@ -10,9 +10,10 @@ FMT_VIA|counters, exact counts and FMT_LINENUMBERS.
 import shlex
 import socket
 
-from tunrouter.core.hooks import engine_for, load
+from tunrouter.core.hooks import engine_for
 from tunrouter.rules import Engine, RuleSyntaxError, limits
 from tunrouter.rules import matches as m
+from tunrouter.rules import restore as parse_restore
 from tunrouter.rules.model import TABLES, Chain, proto_name
 from tunrouter.rules.recent import RecentMatch
 from tunrouter.rules.save import chain_order
@@ -390,8 +391,8 @@ def rules_handlers(router, drain) -> dict:
         current = router.rules
         try:
             if req.get("test"):
-                load(text, current.ruleset if current is not None and noflush else None,
-                     noflush, counters)
+                parse_restore(text, current.ruleset if current is not None and noflush else None,
+                              noflush, counters)
                 return {"loaded": False}
             engine = engine_for(text, current, noflush, counters)
         except RuleSyntaxError as e:
