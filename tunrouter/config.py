@@ -45,6 +45,7 @@ class InterfaceConfig:
     bridge: str | None           # enslave the device to this bridge instead of addressing it
     mac: bytes                   # TAP: the router's MAC on this link
     host: str | None = None      # lab host name, when from a lab file
+    offload: bool = False        # IFF_VNET_HDR + TUNSETOFFLOAD: checksums and TSO left to devices
 
 
 @dataclass(frozen=True)
@@ -436,9 +437,12 @@ def _interface(path: Path, where: str, data, router: str, hosts: dict[str, HostC
             raise ConfigError(path, t.key("mac"), 'only a kind = "tap" interface has a MAC')
     else:
         mac = _mac_for(router, name) if kind is Kind.TAP else b""
+    offload = t.get("offload", bool, kind is Kind.TUN)
+    if offload and kind is not Kind.TUN:
+        raise ConfigError(path, t.key("offload"), 'offloads are supported on kind = "tun" devices only')
     t.done()
     return InterfaceConfig(name, device, kind, netns, net.ip.packed, net.prefixlen, host_address,
-                           gateway, mtu, bridge, mac, host)
+                           gateway, mtu, bridge, mac, host, offload)
 
 
 def _read(path: Path) -> dict:
@@ -547,7 +551,7 @@ def build_router(cfg: RouterConfig):
     from tunrouter.core.port import PortSpec
     from tunrouter.core.router import Router, StaticRoute
 
-    ports = [PortSpec(i, f.name, f.kind, f.address, f.prefixlen, f.mtu, f.mac)
+    ports = [PortSpec(i, f.name, f.kind, f.address, f.prefixlen, f.mtu, f.mac, f.offload)
              for i, f in enumerate(cfg.interfaces)]
     index = {f.name: i for i, f in enumerate(cfg.interfaces)}
     from tunrouter.conntrack.settings import Settings

@@ -17,7 +17,7 @@ import fuzz_harness as H
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from packets import H1, H2, H2_MAC, LAN_TAP, LAN_TUN, R_LAN, R_TAP, R_WAN, SRV, WAN
+from packets import H1, H2, H2_MAC, LAN_TAP, R_LAN, R_TAP, R_WAN, SRV
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw, raw
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LABS, lab_from, need, tunrouter
+from conftest import LABS, lab_from, tunrouter
 
 pytestmark = pytest.mark.netns
 

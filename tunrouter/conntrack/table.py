@@ -32,10 +32,9 @@ Checksums: with nf_conntrack_checksum=1 (the kernel's default) TCP, UDP and
 ICMP checksums are verified on every packet, as the kernel does in
 PRE_ROUTING for packets no device vouched for: every packet the router
 tracks came from a device.  A bad one is INVALID ("bad checksum").  The
-kernel skips packets whose checksum is offloaded (CHECKSUM_PARTIAL, e.g. from
-a local socket over veth); frames read with a virtio-net header marking the
-checksum partial must likewise not be verified, and PacketDesc cannot say so
-yet: until it can, such a driver must run with nf_conntrack_checksum=0.
+kernel skips packets whose checksum is offloaded or already verified
+(skb_csum_unnecessary()): so is a packet whose PacketDesc.csum says its
+device left the checksum partial or vouched for it (core.offload).
 
 Expiry: entries sit in one-second buckets keyed by ceil(deadline) (a set
 each, so an entry is in exactly one bucket), with a heap of bucket times.  A
@@ -206,7 +205,7 @@ class ConnTable:
             hl = (doff >> 4) << 2
             if hl < _TCP_HLEN or hl > n:
                 return self._invalid("truncated packet")
-            if s.checksum and not l4_checksum_ok(buf, off, proto):
+            if s.checksum and not d.csum and not l4_checksum_ok(buf, off, proto):
                 return self._invalid("bad checksum")
             if not _VALID_FLAGS[flags]:
                 return self._invalid("invalid tcp flag combination")
@@ -256,7 +255,7 @@ class ConnTable:
             sport, dport, length, check = _UDP(buf, off)
             if length > n or length < 8:
                 return self._invalid("truncated/malformed packet")
-            if check and s.checksum and not l4_checksum_ok(buf, off, proto):
+            if check and s.checksum and not d.csum and not l4_checksum_ok(buf, off, proto):
                 return self._invalid("bad checksum")
             key = (d.src, d.dst, proto, sport, dport)
             ct = conns.get(key)
@@ -276,7 +275,7 @@ class ConnTable:
             # kernel: nf_conntrack_icmpv4_error, then the query tracker
             if n < icmp.HLEN:
                 return self._error("short packet")
-            if s.checksum and not icmp_checksum_ok(buf, off):
+            if s.checksum and not d.csum and not icmp_checksum_ok(buf, off):
                 return self._error("bad hw icmp checksum")
             icmp_type, code, ident = _ICMP(buf, off)
             if icmp_type > icmp.NR_TYPES:

@@ -10,15 +10,22 @@ from tunrouter.wire import ipv4
 
 _FIXED = ipv4.FIXED.unpack_from
 
+# PacketDesc.csum, as the kernel's skb->ip_summed: what is known of the L4 checksum
+CHECKSUM_NONE = 0            # complete, not yet verified: conntrack verifies it
+CHECKSUM_PARTIAL = 1         # the field holds the pseudo-header sum; whoever sends it finishes it
+CHECKSUM_UNNECESSARY = 2     # complete, and verified by the device the packet came from
+
 
 class PacketDesc:
     """An IPv4 packet parsed once (pf: struct pf_pdesc).
 
     Invariant after parse(): buf is exactly tot_len bytes, hlen <= tot_len, and the
-    header checksum was valid.  The buffer is lent by the driver for one
+    header checksum was valid.  csum and gso carry what an offloading device
+    said of the packet (core.offload).  The buffer is lent by the driver for one
     process() call; nothing may keep a reference to it afterwards.
     """
-    __slots__ = ("buf", "dst", "frag", "hlen", "ident", "in_port", "proto", "src", "tos", "ttl")
+    __slots__ = ("buf", "csum", "dst", "frag", "gso", "hlen", "ident", "in_port", "proto", "src",
+                 "tos", "ttl")
 
     def __init__(self, buf, in_port, hlen, tos, ident, frag, ttl, proto, src, dst):
         self.buf = buf
@@ -31,6 +38,8 @@ class PacketDesc:
         self.proto = proto
         self.src = src            # 4 raw bytes
         self.dst = dst
+        self.csum = CHECKSUM_NONE
+        self.gso = None           # a super-segment: (virtio gso_type, gso_size)
 
     @property
     def is_fragment(self) -> bool:

@@ -46,7 +46,8 @@ from tunrouter.conntrack.expect import BUSY, Expectation
 from tunrouter.conntrack.settings import Settings
 from tunrouter.conntrack.table import ConnTable
 from tunrouter.core import defrag
-from tunrouter.core.desc import PacketDesc, parse
+from tunrouter.core import offload
+from tunrouter.core.desc import CHECKSUM_NONE, CHECKSUM_PARTIAL, PacketDesc, parse
 from tunrouter.core.fib import Fib, Route
 from tunrouter.core.hooks import ConnView
 from tunrouter.core.neigh import NeighbourTable
@@ -75,8 +76,9 @@ from tunrouter.nat.rewrite import apply as apply_plan
 from tunrouter.nat.rewrite import icmp_reply_translation, make_plans, nat_packet
 from tunrouter.rules import ACCEPT, DROP, FILTER, NAT, RAW, AddrTypes, Ctx, Hook, Reject
 from tunrouter.rules.targets import Masquerade
-from tunrouter.wire import arp, ether, icmp, ipv4, tcp
+from tunrouter.wire import arp, ether, icmp, ipv4, tcp, vnet
 from tunrouter.wire.fragment import fragment
+from tunrouter.wire.gso import wire_count
 from tunrouter.wire.l4 import l4_csum
 
 # RFC 1812 §4.3.2.3 and the kernel's icmp_send(): an error quotes as much of
@@ -111,6 +113,9 @@ _ESTABLISHED_REPLY = CtInfo.ESTABLISHED_REPLY
 _RELATED = CtInfo.RELATED
 _RELATED_REPLY = CtInfo.RELATED_REPLY
 _NAT_DONE = (1 << 7, 1 << 8)        # IPS_SRC_NAT_DONE, IPS_DST_NAT_DONE by manip
+# status & _SETTLED == IPS_CONFIRMED (and no masquerade): a connection past its first
+# packet and untranslated, whose NEW and RELATED packets the nat hooks leave as they are
+_SETTLED = IPS_CONFIRMED | IPS_NAT_MASK
 _CT_DROP = CtInfo.DROP
 _UNTRACKED = CtInfo.UNTRACKED
 _INVALID = CtInfo.INVALID
@@ -157,6 +162,7 @@ class Router:
         self._auto_assign()
         self._ident = 0
         self._tap = [p.kind is Kind.TAP for p in ports]
+        self._vnet = [p.offload for p in ports]
         self._mtu = [p.mtu for p in ports]
         self._names = [p.name for p in ports]
         self._addrtypes = AddrTypes([(p.name, int.from_bytes(p.address, "big"), p.prefixlen)
@@ -215,7 +221,7 @@ class Router:
 
     def _traced_process(self, in_port: int, frame: memoryview, now: float) -> list:
         """process(), with a trace for a packet the tracer's filter selects."""
-        ip = frame
+        ip = frame[vnet.HLEN:] if self._vnet[in_port] else frame
         if self._tap[in_port]:
             if len(frame) < ether.HLEN or frame[ether.TYPE:ether.TYPE + 2] != b"\x08\x00":
                 return Router.process(self, in_port, frame, now)
@@ -267,6 +273,12 @@ class Router:
         """Handle one frame from in_port; return [(port, frame), ...] to write."""
         c = self.counters
         c.rx_packets[in_port] += 1
+        vframe = None                    # the whole frame, when it starts with a virtio-net header
+        if self._vnet[in_port]:
+            if len(frame) < vnet.HLEN:
+                return self._drop(Drop.SHORT)
+            vframe = frame
+            frame = frame[vnet.HLEN:]
         c.rx_bytes[in_port] += len(frame)
         l2_broadcast = False
         l2 = None
@@ -287,6 +299,14 @@ class Router:
         d = parse(frame, in_port)
         if type(d) is Drop:
             return self._drop(d)
+        if vframe is not None and (vframe[0] or vframe[1]):
+            bad = offload.take(d, vframe)
+            if bad is not None:
+                return self._drop(bad)
+            if d.gso is not None:
+                segs, size = wire_count(d.buf, d.gso[1])
+                c.rx_packets[in_port] += segs - 1
+                c.rx_bytes[in_port] += size - len(d.buf)
         frag_max = 0
         if d.frag & _FRAGMENTED:
             whole = self.defrag.push(d, now)
@@ -328,10 +348,10 @@ class Router:
                         plans = ct.nat_plans = make_plans(ct)
                     plan = plans[2 if ctinfo is _ESTABLISHED else 3]       # DST manip
                     if plan is not None:
-                        d.dst = apply_plan(d.buf, plan)
+                        d.dst = apply_plan(d.buf, plan, d.csum == CHECKSUM_PARTIAL)
                         if ctx is not None:
                             ctx.reread()
-            else:
+            elif ct.status & _SETTLED != IPS_CONFIRMED or ct.masq_port >= 0:
                 done = self._nat(self._nat_pre, _PRE, DST, d, ct, ctinfo, ctx, in_port, "", l2,
                                  now)
                 if done is not None:
@@ -356,6 +376,8 @@ class Router:
         if frag_max:
             too_big = frag_max > mtu
             limit = min(mtu, frag_max)
+        elif d.gso is not None:
+            too_big = not offload.segment_fits(d, mtu)
         else:
             too_big = len(buf) > mtu
         if too_big and d.frag & ipv4.FLAG_DF:
@@ -384,17 +406,19 @@ class Router:
                         return self._masq_moved(ct, now)
                     plan = ct.nat_plans[reply]                              # SRC manip
                     if plan is not None:
-                        d.src = apply_plan(buf, plan)
-            else:
+                        d.src = apply_plan(buf, plan, d.csum == CHECKSUM_PARTIAL)
+            elif ct.status & _SETTLED != IPS_CONFIRMED or ct.masq_port >= 0:
                 done = self._nat(self._nat_post, _POST, SRC, d, ct, ctinfo, ctx, in_port,
                                  self._names[route.port], l2, now, route.port)
                 if done is not None:
                     return done
-            if ct.help is not None or ctinfo is _NEW or ctinfo is _RELATED:
+            if ct.help is not None or not ct.status & IPS_CONFIRMED:
                 buf = self._confirm_point(d, ct, ctinfo, now)
                 if type(buf) is list:
                     return buf
         c.forwarded += 1
+        if d.gso is not None or d.csum == CHECKSUM_PARTIAL:
+            return self._offloaded(route, dst, d, buf, limit, too_big, vframe, now)
         if len(buf) > limit:
             out = []
             for piece in fragment(buf, limit):
@@ -402,9 +426,32 @@ class Router:
                 self._send(route, dst, piece, now, out)
             return out
         if not self._tap[route.port]:
-            return [(route.port, buf)]
+            if not self._vnet[route.port]:
+                return [(route.port, buf)]
+            if vframe is not None and buf.obj is vframe.obj:
+                return [(route.port, vframe[:vnet.HLEN + len(buf)])]    # its header, in place
+            return [(route.port, vnet.NONE + bytes(buf))]
         out = []
         self.neigh.resolve(route.port, route.next_hop or dst, buf, now, out, self._queue_full)
+        return out
+
+    def _offloaded(self, route: Route, dst: bytes, d: PacketDesc, buf, limit: int, too_big: bool,
+                   vframe, now: float) -> list:
+        """A forwarded packet with its checksum (and segmentation) left to a device: passed on
+        whole by a port that offloads when one segment fits its MTU, else finished here."""
+        port = route.port
+        if self._vnet[port] and not too_big and d.csum == CHECKSUM_PARTIAL:
+            if vframe is not None and buf.obj is vframe.obj:
+                return [(port, vframe[:vnet.HLEN + len(buf)])]
+            return [(port, offload.header(d, buf) + bytes(buf))]
+        out = []
+        for packet in offload.finish(d, buf):
+            if len(packet) > limit:
+                for piece in fragment(packet, limit):
+                    self.counters.fragments_out += 1
+                    self._send(route, dst, piece, now, out)
+            else:
+                self._send(route, dst, packet, now, out)
         return out
 
     def _classify(self, d: PacketDesc, ct, ctinfo: CtInfo, l2_broadcast: bool,
@@ -522,7 +569,7 @@ class Router:
         elif ct.masq_port >= 0 and oif >= 0 and direction == 0 and ct.masq_port != oif:
             return self._masq_moved(ct, now)
         if ct.status & _NAT_BIT[manip][direction]:
-            addr = nat_packet(d.buf, ct, direction, manip)
+            addr = nat_packet(d.buf, ct, direction, manip, d.csum == CHECKSUM_PARTIAL)
             if manip == SRC:
                 d.src = addr
             else:
@@ -652,7 +699,7 @@ class Router:
                     if type(buf) is list:
                         return buf
         if h.seqadj is not None and d.proto == ipv4.PROTO_TCP:
-            seq_adjust(buf, d.hlen, h, direction)
+            seq_adjust(buf, d.hlen, h, direction, d.csum == CHECKSUM_PARTIAL)
         return buf
 
     def _found(self, d: PacketDesc, ct, helper, pkt: Packet, found, now: float):
@@ -698,6 +745,7 @@ class Router:
                     ct.status |= IPS_SEQ_ADJUST
                 buf = memoryview(new)
             d.buf = buf
+            d.csum = CHECKSUM_NONE          # mangle() computed the checksum whole
         return buf
 
     def _expect_port(self, exp, max_expected: int, table_max: int) -> int:
@@ -742,8 +790,13 @@ class Router:
             return
         i = 2 if ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY else 0
         a = ct.acct
-        a[i] += 1
-        a[i + 1] += len(d.buf)
+        if d.gso is None:
+            a[i] += 1
+            a[i + 1] += len(d.buf)
+        else:                                   # a super-segment: the packets it stands for
+            packets, size = wire_count(d.buf, d.gso[1])
+            a[i] += packets
+            a[i + 1] += size
 
     def _masq_moved(self, ct, now: float) -> list:
         """nf_nat_oif_changed(): a masqueraded connection's route moved to
@@ -824,9 +877,12 @@ class Router:
         return out
 
     def _send(self, route: Route, dst: bytes, packet, now: float, out: list) -> None:
+        """A complete packet out of route's port."""
         if self._tap[route.port]:
             self.neigh.resolve(route.port, route.next_hop or dst, packet, now, out,
                                self._queue_full)
+        elif self._vnet[route.port]:
+            out.append((route.port, vnet.NONE + bytes(packet)))
         else:
             out.append((route.port, packet))
 

@@ -35,6 +35,7 @@ class Drop(enum.IntEnum):
     NAT_REDIRECT = enum.auto()     # an ICMP redirect about a translated connection
     HELPER = enum.auto()           # a conntrack helper dropped it (partial command, no expectation)
     HELPER_FAULT = enum.auto()     # its helper faulted and the fault verdict is drop
+    BAD_OFFLOAD = enum.auto()      # a virtio-net header the router cannot honour (core.offload)
     WRITE_FAILED = enum.auto()     # the device would not take the frame
     INTERNAL = enum.auto()         # an exception escaped process(): a bug
 

@@ -7,6 +7,7 @@ target namespace (setns, then TUNSETIFF), so its name never appears in the
 router's own namespace.
 """
 import errno
+import fcntl
 import os
 from dataclasses import dataclass
 
@@ -17,6 +18,14 @@ from pyroute2.netlink.exceptions import NetlinkError
 from tunrouter.config import ConfigError, InterfaceConfig, RouterConfig
 from tunrouter.core.port import Kind
 from tunrouter.driver import netns
+from tunrouter.wire import vnet
+
+# What an offloading TUN device lets its host's stack leave undone: checksums,
+# TCP segmentation (with ECN's CWR) and, where the kernel has it (6.2 and
+# later, v4 and v6 only together), UDP segmentation.  The v6 flags cost
+# nothing: the device's IPv6 is off, and the core drops IPv6.
+_OFFLOADS = vnet.TUN_F_CSUM | vnet.TUN_F_TSO4 | vnet.TUN_F_TSO6 | vnet.TUN_F_TSO_ECN
+_USO = vnet.TUN_F_USO4 | vnet.TUN_F_USO6
 
 
 class DeviceError(Exception):
@@ -74,18 +83,32 @@ def open_devices(cfg: RouterConfig) -> list[Device]:
 
 def _open(iface: InterfaceConfig) -> pytun.TunTapDevice:
     flags = (pytun.IFF_TUN if iface.kind is Kind.TUN else pytun.IFF_TAP) | pytun.IFF_NO_PI
+    if iface.offload:
+        flags |= pytun.IFF_VNET_HDR
     with netns.inside(iface.netns):
         try:
             tt = pytun.TunTapDevice(name=iface.device, flags=flags)
         except pytun.Error as e:
             raise DeviceError(f"{iface.netns}/{iface.device}: cannot create {iface.kind.value} device: {e}")
         try:
+            if iface.offload:
+                _offload(tt.fileno())
             _configure(iface)
         except (NetlinkError, OSError) as e:
             tt.close()
             raise DeviceError(f"{iface.netns}/{iface.device}: cannot configure: {e}")
     os.set_blocking(tt.fileno(), False)
     return tt
+
+
+def _offload(fd: int) -> None:
+    """TUNSETOFFLOAD: the device's features follow; a kernel without USO refuses it whole."""
+    try:
+        fcntl.ioctl(fd, vnet.TUNSETOFFLOAD, _OFFLOADS | _USO)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        fcntl.ioctl(fd, vnet.TUNSETOFFLOAD, _OFFLOADS)
 
 
 def _configure(iface: InterfaceConfig) -> None:

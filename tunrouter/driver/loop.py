@@ -14,6 +14,8 @@ from tunrouter.core.router import Router
 from tunrouter.core.verdict import Drop
 from tunrouter.driver import ctl_capture, ctl_trace
 from tunrouter.driver.control import ControlServer
+from tunrouter.wire import vnet
+from tunrouter.wire.gso import wire_count
 
 BATCH = 64
 BUFSIZE = 65536 + 64          # a 64 KiB datagram plus the largest link header
@@ -37,6 +39,8 @@ class Loop:
         self._internal_logged = False
         self.taps = ctl_capture.Taps()
         self.on_reload = None             # set by the runner: called between batches
+        # per port: frames start with a virtio-net header, which taps and byte counts leave out
+        self.vnet = [p.offload for p in router.ports]
         self._reload_pending = False
 
     def request_reload(self) -> None:
@@ -80,7 +84,7 @@ class Loop:
                                 self._port_gone(ep, fd, port, e, now)
                                 break
                             if tapped and port in tapped:
-                                self.taps.copy(port, 0, view[:n])
+                                self.taps.copy(port, 0, view[vnet.HLEN if self.vnet[port] else 0:n])
                             try:
                                 out = process(port, view[:n], now)
                             except Exception:
@@ -154,9 +158,10 @@ class Loop:
         c = self.router.counters
         fds, write = self.fds, os.write
         tapped = self.taps.ports
+        offloads = self.vnet
         for port, frame in out:
             if tapped and port in tapped:
-                self.taps.copy(port, 1, frame)
+                self.taps.copy(port, 1, frame[vnet.HLEN:] if offloads[port] else frame)
             try:
                 write(fds[port], frame)
             except OSError as e:
@@ -165,8 +170,16 @@ class Loop:
                     raise
                 c.drops[Drop.WRITE_FAILED] += 1
                 continue
-            c.tx_packets[port] += 1
-            c.tx_bytes[port] += len(frame)
+            if not offloads[port]:
+                c.tx_packets[port] += 1
+                c.tx_bytes[port] += len(frame)
+            elif frame[1]:                    # a super-segment: count the segments it becomes
+                packets, size = wire_count(memoryview(frame)[vnet.HLEN:], vnet.unpack(frame)[3])
+                c.tx_packets[port] += packets
+                c.tx_bytes[port] += size
+            else:
+                c.tx_packets[port] += 1
+                c.tx_bytes[port] += len(frame) - vnet.HLEN
 
     def _port_gone(self, ep, fd: int, port: int, e: OSError, now: float) -> None:
         """The device behind port was deleted (the fd reads EBADFD): stop reading it, and

@@ -35,17 +35,24 @@ def seqadj_set(help, direction: int, seq: int, off: int) -> None:
 
 
 def _csum_update(buf, c: int, old: int, new: int) -> None:
-    """The TCP checksum at c for one 32-bit word changed from old to new (RFC 1624)."""
+    """The TCP checksum at c for one 32-bit word changed from old to new (RFC 1624);
+    c < 0: an offloaded checksum, nothing to update."""
+    if c < 0:
+        return
     s = ((~_u16(buf, c)[0] & 0xFFFF) + (new >> 16) + (new & 0xFFFF)
          - (old >> 16) - (old & 0xFFFF) + 4 * 0xFFFF)
     s = (s & 0xFFFF) + (s >> 16)
     _p16(buf, c, ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF)
 
 
-def seq_adjust(buf, l4: int, help, direction: int) -> None:
-    """nf_ct_seq_adjust(): move this TCP segment's seq, ack and SACK blocks."""
+def seq_adjust(buf, l4: int, help, direction: int, partial: bool = False) -> None:
+    """nf_ct_seq_adjust(): move this TCP segment's seq, ack and SACK blocks.
+
+    partial: the checksum is offloaded (its field holds the pseudo-header sum
+    only), so the words changed here do not touch it.
+    """
     this, other = help.seqadj[direction], help.seqadj[1 - direction]
-    check = l4 + 16
+    check = -1 if partial else l4 + 16
     seq = _u32(buf, l4 + 4)[0]
     new = (seq + (this[2] if after(seq, this[0]) else this[1])) & 0xFFFFFFFF
     if new != seq:

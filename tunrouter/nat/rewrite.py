@@ -35,7 +35,7 @@ _u32 = struct.Struct("!I").unpack_from
 _ZERO = 4 * 0xFFFF
 
 
-def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> bool:
+def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int, partial: bool = False) -> bool:
     """Set the source (SRC) or destination (DST) address and port of the packet at buf[off:].
 
     port is the TCP/UDP port of that end, or the ICMP query identifier; other
@@ -45,6 +45,8 @@ def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> bool:
     skb_ensure_writable(hdroff + 8) fails its manip.
     Each checksum C becomes ~(~C + sum(new words) - sum(old words)) (RFC 1624
     eqn. 3, with the differences of all changed words added at once).
+    partial: the TCP/UDP checksum field holds only the pseudo-header sum, not
+    inverted (an offloaded checksum): only the address moves it.
     """
     a = off + 12 + 4 * manip
     old_a = _u32(buf, a)[0]
@@ -63,8 +65,10 @@ def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> bool:
             if proto == _TCP:
                 c = l4 + 16 if l4 + 20 <= end else 0
             else:
-                c = l4 + 6 if _u16(buf, l4 + 6)[0] else 0
-            if c:
+                c = l4 + 6 if partial or _u16(buf, l4 + 6)[0] else 0
+            if c and partial:
+                _p16(buf, c, _partial(_u16(buf, c)[0], delta))
+            elif c:
                 s = (~_u16(buf, c)[0] & 0xFFFF) + delta + port - old_p + _ZERO
                 s = (s & 0xFFFF) + (s >> 16)
                 s = ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
@@ -80,6 +84,14 @@ def manip_pkt(buf, off: int, manip: int, addr: bytes, port: int) -> bool:
     _p16(buf, off + 10, ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF)
     buf[a:a + 4] = addr
     return True
+
+
+def _partial(field: int, delta: int) -> int:
+    """A partial (pseudo-header) checksum after the addresses' words changed by delta:
+    inet_proto_csum_replace4(..., pseudohdr=true) on a CHECKSUM_PARTIAL skb."""
+    s = field + delta + _ZERO
+    s = (s & 0xFFFF) + (s >> 16)
+    return (s & 0xFFFF) + (s >> 16)
 
 
 def make_plans(ct: Conn) -> list:
@@ -127,8 +139,11 @@ def _plan(ct: Conn, direction: int, manip: int) -> tuple:
             l4_delta, check_off, proto == _UDP)
 
 
-def apply(buf, plan: tuple) -> bytes:
-    """Rewrite one packet by its plan (make_plans); returns the address written."""
+def apply(buf, plan: tuple, partial: bool = False) -> bytes:
+    """Rewrite one packet by its plan (make_plans); returns the address written.
+
+    partial: as for manip_pkt().
+    """
     a, addr, port_off, port, ip_delta, l4_delta, check_off, udp = plan
     buf[a:a + 4] = addr
     s = (~_u16(buf, 10)[0] & 0xFFFF) + ip_delta + _ZERO
@@ -139,7 +154,9 @@ def apply(buf, plan: tuple) -> bytes:
         buf[l4 + port_off:l4 + port_off + 2] = port
         c = l4 + check_off
         check = _u16(buf, c)[0]
-        if check or not udp:                   # a UDP checksum of 0 (none) stays 0
+        if partial:
+            _p16(buf, c, _partial(check, ip_delta))
+        elif check or not udp:                   # a UDP checksum of 0 (none) stays 0
             s = (~check & 0xFFFF) + l4_delta + _ZERO
             s = (s & 0xFFFF) + (s >> 16)
             s = ~((s & 0xFFFF) + (s >> 16)) & 0xFFFF
@@ -147,21 +164,21 @@ def apply(buf, plan: tuple) -> bytes:
     return addr
 
 
-def nat_packet(buf, ct: Conn, direction: int, manip: int) -> bytes:
+def nat_packet(buf, ct: Conn, direction: int, manip: int, partial: bool = False) -> bytes:
     """Rewrite one packet of ct going `direction` at a hook doing `manip` (nf_nat_manip_pkt).
 
     The caller has checked ct.status & NAT_BIT[manip][direction].  The
     packet takes the end of the other direction's tuple, inverted: a reply
     to a masqueraded connection gets the inside host back as destination.
-    Returns the address written.
+    Returns the address written.  partial: as for manip_pkt().
     """
     other = ct.reply if direction == 0 else ct.orig
     if manip == SRC:
         addr = other[1]
-        manip_pkt(buf, 0, SRC, addr, other[3] if other[2] == _ICMP else other[4])
+        manip_pkt(buf, 0, SRC, addr, other[3] if other[2] == _ICMP else other[4], partial)
     else:
         addr = other[0]
-        manip_pkt(buf, 0, DST, addr, other[3])
+        manip_pkt(buf, 0, DST, addr, other[3], partial)
     return addr
 
 

@@ -58,6 +58,15 @@ def test_good_lab_fields(tmp_path):
     assert cfg.hosts["b"].run == ["sleep 1"]
 
 
+def test_offloads_are_on_for_tun_ports_unless_turned_off(tmp_path):
+    lan, wan = load_lab(write(tmp_path, GOOD_LAB)).routers["r"].interfaces
+    assert lan.offload is True and wan.offload is False        # a TAP port has none
+    text = GOOD_LAB.replace('name = "lan0"', 'name = "lan0"\noffload = false')
+    r = load_lab(write(tmp_path, text)).routers["r"]
+    assert r.interfaces[0].offload is False
+    assert [p.offload for p in build_router(r).ports] == [False, False]
+
+
 def test_router_file_with_netns(tmp_path):
     p = write(tmp_path, """
         [routers.edge]
