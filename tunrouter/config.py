@@ -437,9 +437,7 @@ def _interface(path: Path, where: str, data, router: str, hosts: dict[str, HostC
             raise ConfigError(path, t.key("mac"), 'only a kind = "tap" interface has a MAC')
     else:
         mac = _mac_for(router, name) if kind is Kind.TAP else b""
-    offload = t.get("offload", bool, kind is Kind.TUN)
-    if offload and kind is not Kind.TUN:
-        raise ConfigError(path, t.key("offload"), 'offloads are supported on kind = "tun" devices only')
+    offload = t.get("offload", bool, True)
     t.done()
     return InterfaceConfig(name, device, kind, netns, net.ip.packed, net.prefixlen, host_address,
                            gateway, mtu, bridge, mac, host, offload)

@@ -7,7 +7,10 @@ is on lan0, its destination on wan0, and every address seen later goes on
 the side facing the host it talks to; a /32 route per address sends each
 packet out of the port facing its destination, so both directions forward.
 The router's own ports get a pair of /30s in 198.18.0.0/15 (RFC 2544) that
-no packet uses.
+no packet uses.  Transport checksums are not verified (nf_conntrack_checksum=0):
+a capture taken where the sender offloads them (any host on an offloading
+TUN or TAP port, `tunrouter capture` there) holds packets whose checksum the
+device had yet to fill in.
 
 Each packet is processed at its capture timestamp; a Step says what
 happened: the conntrack state the router gave it, what it sent, the
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 
 from tunrouter.conntrack.conn import CTSTATE
 from tunrouter.conntrack.format import expect_line
+from tunrouter.conntrack.settings import Settings
 from tunrouter.core.port import Kind, PortSpec
 from tunrouter.core.router import Router, StaticRoute
 from tunrouter.core.verdict import Drop
@@ -91,7 +95,8 @@ def build(records: list[Record], helpers: dict | None = None,
     lan, wan = addresses or _own_addresses(side)
     ports = [PortSpec(LAN, PORT_NAMES[LAN], Kind.TUN, lan, 30),
              PortSpec(WAN, PORT_NAMES[WAN], Kind.TUN, wan, 30)]
-    router = Router(ports, helpers=helpers, helper_settings=helper_settings)
+    router = Router(ports, conntrack=Settings(nf_conntrack_checksum=0), helpers=helpers,
+                    helper_settings=helper_settings)
     for addr, port in side.items():
         if addr[0] in (0, 127) or addr[0] >= 224 or addr in (lan, wan):
             continue                           # no route to a martian or a multicast group

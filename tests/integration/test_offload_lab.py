@@ -1,5 +1,6 @@
 """Offloads in a real lab: TCP super-segments and partial checksums from the hosts' stacks,
-through MASQUERADE and DNAT, to ports that offload (h2, web) and one that cannot (h1's TAP).
+through MASQUERADE and DNAT, to TUN ports (h2, web) and a TAP port (h1) that offload, and
+to ports set to offload = false, where the router segments and checksums in software.
 
 What arrives is checked byte for byte; the router's counters show that it
 handled super-segments (more packets on the wire than frames it handled).
@@ -57,14 +58,19 @@ def upload(lab, src: str, dst_host: str, dst_addr: str) -> str:
             sink.wait()
 
 
-def test_downloads_to_an_offloading_port_and_to_a_tap_port_arrive_intact(home, tmp_path):
+def download_both(lab, tmp_path) -> None:
+    """web's blob to h2 (TUN) and to h1 (TAP), checked."""
     need("curl")
-    home.wait_listen("web", 80)
-    want = hashlib.md5((home.state_dir / "hosts" / "web" / "blob.bin").read_bytes()).hexdigest()
-    for host in ("h2", "h1"):            # h2: passed on whole; h1 (TAP): cut into segments here
+    lab.wait_listen("web", 80)
+    want = hashlib.md5((lab.state_dir / "hosts" / "web" / "blob.bin").read_bytes()).hexdigest()
+    for host in ("h2", "h1"):
         out = tmp_path / f"{host}.bin"
-        home.run(host, "curl", "-sS", "--max-time", "30", "-o", str(out), "http://203.0.113.80/blob.bin")
+        lab.run(host, "curl", "-sS", "--max-time", "30", "-o", str(out), "http://203.0.113.80/blob.bin")
         assert hashlib.md5(out.read_bytes()).hexdigest() == want, host
+
+
+def test_downloads_to_a_tun_and_a_tap_port_arrive_intact(home, tmp_path):
+    download_both(home, tmp_path)
     s = stats(home)
     assert sum(p["rx_packets"] for p in s["ports"].values()) > frames_handled(s), s
     assert s["drops"]["bad-offload"] == 0
@@ -77,7 +83,7 @@ def test_upload_through_masquerade_from_an_offloading_port(home):
     assert s["ports"]["wan0"]["tx_bytes"] >= SIZE
 
 
-def test_upload_to_a_tap_host_through_dnat_is_segmented_here(home):
+def test_upload_to_a_tap_host_through_dnat(home):
     """203.0.113.1:8080 is forwarded to h1:80 (home.rules): the sink listens there instead."""
     home.wait_listen("h1", 80)
     listener = home.run("h1", "ss", "-Hltnp", "sport = :80").stdout
@@ -112,10 +118,16 @@ def test_a_smaller_mtu_beyond_the_router_gets_frag_needed_and_the_upload_adapts(
         assert "mtu 1280" in route, route
 
 
-def test_offload_false_keeps_a_port_plain(tmp_path):
-    with lab_from(LABS / "home.toml", tmp_path,
-                  edit=lambda t: t.replace('name = "wan0"', 'name = "wan0"\noffload = false')) as lab:
+def test_ports_without_offloads_get_segments_finished_here(tmp_path):
+    """wan0 and h1's lan0 (TAP) with offload = false: h2's super-segments are cut and
+    checksummed for wan0, web's super-segments are never made, h1 gets plain frames."""
+    def plain(text: str) -> str:
+        for port in ("wan0", "lan0"):
+            text = text.replace(f'name = "{port}"', f'name = "{port}"\noffload = false')
+        return text
+    with lab_from(LABS / "home.toml", tmp_path, edit=plain) as lab:
         assert upload(lab, "h2", "web", "203.0.113.80") == f"{SIZE} {SENT_MD5}"
         s = stats(lab)
-        # every frame leaving by wan0 was finished here: one packet per write
-        assert s["ports"]["wan0"]["tx_packets"] >= SIZE // 1500
+        assert s["ports"]["wan0"]["tx_packets"] >= SIZE // 1500      # one packet per write
+        assert s["ports"]["lan1"]["rx_packets"] > frames_handled(s)     # h2 still offloads
+        download_both(lab, tmp_path)

@@ -9,6 +9,9 @@ States (net/core/neighbour.c, simplified to what a router on a LAN needs):
   PROBE       unicast requests every RETRANS_TIME, UCAST_SOLICIT times; an
               answer makes it REACHABLE, silence removes it.
 A STALE entry unused for GC_STALE_TIME is removed.
+
+On a port whose frames carry a virtio-net header (core.offload) every frame
+made here starts with an empty one: the link header is that plus Ethernet.
 """
 import enum
 
@@ -32,6 +35,7 @@ class State(enum.Enum):
 class Neighbour:
     __slots__ = (
         "confirmed",
+        "eth",
         "hdr",
         "ip",
         "mac",
@@ -47,7 +51,8 @@ class Neighbour:
         self.port = port
         self.ip = ip
         self.mac = b""
-        self.hdr = b""              # Ethernet header towards this neighbour, built once
+        self.eth = b""              # Ethernet header towards this neighbour, built once
+        self.hdr = b""              # what goes before a complete packet: eth, after any port prefix
         self.state = State.INCOMPLETE
         self.confirmed = now
         self.used = now
@@ -63,28 +68,39 @@ class NeighbourTable:
     failed to resolve (for the router to answer with ICMP host unreachable).
     """
 
-    def __init__(self, macs: dict[int, bytes], addrs: dict[int, bytes]):
+    def __init__(self, macs: dict[int, bytes], addrs: dict[int, bytes],
+                 prefixes: dict[int, bytes] | None = None):
         self._macs = macs               # port -> the router's MAC on it
         self._addrs = addrs             # port -> the router's address on it
+        self._prefixes = prefixes or {}  # port -> what precedes each frame (a virtio-net header)
         self._entries: dict[tuple[int, bytes], Neighbour] = {}
         self.deadline = float("inf")
 
     def entries(self) -> list[Neighbour]:
         return list(self._entries.values())
 
+    def ready(self, port: int, ip: bytes, now: float, out: list) -> Neighbour | None:
+        """The neighbour ip on port if its MAC is known, marked used (a STALE one
+        starts PROBE, its request going to out); None while it is not."""
+        n = self._entries.get((port, ip))
+        if n is None or n.state is State.INCOMPLETE:
+            return None
+        n.used = now
+        if n.state is State.REACHABLE and now - n.confirmed > REACHABLE_TIME:
+            n.state = State.STALE
+        if n.state is State.STALE:
+            n.state, n.probes, n.next_probe = State.PROBE, 0, now
+            self._probe(n, now, out)
+        return n
+
     def resolve(self, port: int, ip: bytes, packet: bytes | memoryview, now: float,
                 out: list, on_full) -> None:
         """Send packet to ip on port: framed now, or queued behind an ARP request."""
-        n = self._entries.get((port, ip))
-        if n is not None and n.state is not State.INCOMPLETE:
-            n.used = now
-            if n.state is State.REACHABLE and now - n.confirmed > REACHABLE_TIME:
-                n.state = State.STALE
-            if n.state is State.STALE:
-                n.state, n.probes, n.next_probe = State.PROBE, 0, now
-                self._probe(n, now, out)
+        n = self.ready(port, ip, now, out)
+        if n is not None:
             out.append((port, n.hdr + packet))
             return
+        n = self._entries.get((port, ip))
         if n is None:
             n = self._entries[(port, ip)] = Neighbour(port, ip, now)
             self._probe(n, now, out)
@@ -107,7 +123,8 @@ class NeighbourTable:
             n = self._entries[(port, ip)] = Neighbour(port, ip, now)
         if n.mac != mac:
             n.mac = mac
-            n.hdr = ether.header(mac, self._macs[port], ether.ETH_P_IP)
+            n.eth = ether.header(mac, self._macs[port], ether.ETH_P_IP)
+            n.hdr = self._prefixes.get(port, b"") + n.eth
         n.state, n.confirmed, n.probes = State.REACHABLE, now, 0
         for packet in n.queue:
             out.append((port, n.hdr + packet))
@@ -144,7 +161,8 @@ class NeighbourTable:
         mac = self._macs[n.port]
         dst = n.mac if n.state is State.PROBE else ether.BROADCAST
         body = arp.emit(arp.OP_REQUEST, mac, self._addrs[n.port], b"\0" * 6, n.ip)
-        out.append((n.port, ether.header(dst, mac, ether.ETH_P_ARP) + body))
+        out.append((n.port, self._prefixes.get(n.port, b"") + ether.header(dst, mac, ether.ETH_P_ARP)
+                    + body))
         n.probes += 1
         n.next_probe = now + RETRANS_TIME
         self.deadline = min(self.deadline, n.next_probe)

@@ -26,8 +26,11 @@ _GSO_PROTO = {vnet.GSO_TCPV4: _TCP, vnet.GSO_UDP_L4: _UDP}
 _FRAGMENTED = ipv4.FLAG_MF | ipv4.OFFSET_MASK
 
 
-def take(d: PacketDesc, hdr) -> Drop | None:
-    """Read the virtio-net header hdr (writable, in front of d's packet) into d.csum and d.gso.
+def take(d: PacketDesc, hdr, base: int = 0) -> Drop | None:
+    """Read the virtio-net header hdr (writable) into d.csum and d.gso.
+
+    base: the link header's length before d's packet (Ethernet on a TAP
+    port), from which the header's csum_start counts.
 
     Returns why the frame must be dropped when the header asks for what no
     stack sends: a checksum outside the packet, a partial checksum or a
@@ -35,6 +38,7 @@ def take(d: PacketDesc, hdr) -> Drop | None:
     or that does not match the packet.
     """
     flags, gso_type, _hdr_len, gso_size, start, offset = vnet.unpack(hdr)
+    start -= base
     buf = d.buf
     proto = d.proto
     if flags & vnet.NEEDS_CSUM:
@@ -63,14 +67,15 @@ def segment_fits(d: PacketDesc, mtu: int) -> bool:
     return gso.headers_len(d.buf) + d.gso[1] <= mtu
 
 
-def header(d: PacketDesc, buf) -> bytes:
-    """The virtio-net header for d's packet (in buf) leaving by an offloading port."""
+def header(d: PacketDesc, buf, base: int = 0) -> bytes:
+    """The virtio-net header for d's packet (in buf) leaving by an offloading port
+    behind a base-byte link header."""
     if d.csum != CHECKSUM_PARTIAL:
         return vnet.NONE
     if d.gso is None:
-        return vnet.header(True, d.hlen, _CSUM_OFFSET[d.proto])
-    return vnet.header(True, d.hlen, _CSUM_OFFSET[d.proto], d.gso[0], d.gso[1],
-                       gso.headers_len(buf))
+        return vnet.header(True, base + d.hlen, _CSUM_OFFSET[d.proto])
+    return vnet.header(True, base + d.hlen, _CSUM_OFFSET[d.proto], d.gso[0], d.gso[1],
+                       base + gso.headers_len(buf))
 
 
 def finish(d: PacketDesc, buf) -> list:

@@ -18,13 +18,11 @@ class PortSpec:
     prefixlen: int
     mtu: int = 1500
     mac: bytes = b""                       # TAP only: the router's MAC on this link
-    offload: bool = False                  # TUN only: frames carry a virtio-net header (core.offload)
+    offload: bool = False                  # frames carry a virtio-net header (core.offload)
     network: int = field(init=False)
     broadcast: bytes = field(init=False)
 
     def __post_init__(self):
-        if self.offload and self.kind is not Kind.TUN:
-            raise ValueError(f"port {self.name}: offloads are supported on TUN ports only")
         mask = (0xFFFFFFFF << (32 - self.prefixlen)) & 0xFFFFFFFF
         addr = int.from_bytes(self.address, "big")
         object.__setattr__(self, "network", addr & mask)

@@ -150,7 +150,8 @@ class Router:
         for r in routes:
             self.add_route(r)
         self.neigh = NeighbourTable({p.index: p.mac for p in ports if p.kind is Kind.TAP},
-                                    {p.index: p.address for p in ports})
+                                    {p.index: p.address for p in ports},
+                                    {p.index: vnet.NONE for p in ports if p.offload})
         self.icmp_limit = IcmpLimiter()
         self.defrag = defrag.Defrag(**(ipfrag or {}))
         self.conntrack = ConnTable(conntrack or Settings())
@@ -223,9 +224,9 @@ class Router:
         """process(), with a trace for a packet the tracer's filter selects."""
         ip = frame[vnet.HLEN:] if self._vnet[in_port] else frame
         if self._tap[in_port]:
-            if len(frame) < ether.HLEN or frame[ether.TYPE:ether.TYPE + 2] != b"\x08\x00":
+            if len(ip) < ether.HLEN or ip[ether.TYPE:ether.TYPE + 2] != b"\x08\x00":
                 return Router.process(self, in_port, frame, now)
-            ip = frame[ether.HLEN:]
+            ip = ip[ether.HLEN:]
         d = parse(ip, in_port)
         trace = None if type(d) is Drop else self.tracer.begin(d, in_port, now)
         if trace is None:
@@ -273,10 +274,13 @@ class Router:
         """Handle one frame from in_port; return [(port, frame), ...] to write."""
         c = self.counters
         c.rx_packets[in_port] += 1
-        vframe = None                    # the whole frame, when it starts with a virtio-net header
+        # vhdr: the frame's virtio-net header; vframe: the whole TUN frame, whose header
+        # is reused in place when the packet leaves by another offloading TUN port
+        vhdr = vframe = None
         if self._vnet[in_port]:
             if len(frame) < vnet.HLEN:
                 return self._drop(Drop.SHORT)
+            vhdr = frame[:vnet.HLEN]
             vframe = frame
             frame = frame[vnet.HLEN:]
         c.rx_bytes[in_port] += len(frame)
@@ -296,17 +300,19 @@ class Router:
                 l2_broadcast = True
             l2 = frame
             frame = frame[ether.HLEN:]
+            vframe = None
         d = parse(frame, in_port)
         if type(d) is Drop:
             return self._drop(d)
-        if vframe is not None and (vframe[0] or vframe[1]):
-            bad = offload.take(d, vframe)
+        if vhdr is not None and (vhdr[0] or vhdr[1]):
+            l2len = 0 if l2 is None else ether.HLEN
+            bad = offload.take(d, vhdr, l2len)
             if bad is not None:
                 return self._drop(bad)
             if d.gso is not None:
                 segs, size = wire_count(d.buf, d.gso[1])
                 c.rx_packets[in_port] += segs - 1
-                c.rx_bytes[in_port] += size - len(d.buf)
+                c.rx_bytes[in_port] += size - len(d.buf) + (segs - 1) * l2len
         frag_max = 0
         if d.frag & _FRAGMENTED:
             whole = self.defrag.push(d, now)
@@ -440,11 +446,17 @@ class Router:
         """A forwarded packet with its checksum (and segmentation) left to a device: passed on
         whole by a port that offloads when one segment fits its MTU, else finished here."""
         port = route.port
-        if self._vnet[port] and not too_big and d.csum == CHECKSUM_PARTIAL:
-            if vframe is not None and buf.obj is vframe.obj:
-                return [(port, vframe[:vnet.HLEN + len(buf)])]
-            return [(port, offload.header(d, buf) + bytes(buf))]
         out = []
+        if self._vnet[port] and not too_big and d.csum == CHECKSUM_PARTIAL:
+            if not self._tap[port]:
+                if vframe is not None and buf.obj is vframe.obj:
+                    return [(port, vframe[:vnet.HLEN + len(buf)])]
+                return [(port, offload.header(d, buf) + bytes(buf))]
+            n = self.neigh.ready(port, route.next_hop or dst, now, out)
+            if n is not None:
+                out.append((port, offload.header(d, buf, ether.HLEN) + n.eth + bytes(buf)))
+                return out
+            # the next hop is not resolved yet: what waits for it is queued complete
         for packet in offload.finish(d, buf):
             if len(packet) > limit:
                 for piece in fragment(packet, limit):
@@ -1070,5 +1082,6 @@ class Router:
             self.neigh.learn(port, spa, sha, now, out, create=for_us)
         if op == arp.OP_REQUEST and for_us:
             reply = arp.emit(arp.OP_REPLY, me.mac, me.address, sha, spa)
-            out.append((port, ether.header(sha, me.mac, ether.ETH_P_ARP) + reply))
+            prefix = vnet.NONE if self._vnet[port] else b""
+            out.append((port, prefix + ether.header(sha, me.mac, ether.ETH_P_ARP) + reply))
         return out

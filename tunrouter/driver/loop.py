@@ -10,11 +10,12 @@ import os
 import select
 import time
 
+from tunrouter.core.port import Kind
 from tunrouter.core.router import Router
 from tunrouter.core.verdict import Drop
 from tunrouter.driver import ctl_capture, ctl_trace
 from tunrouter.driver.control import ControlServer
-from tunrouter.wire import vnet
+from tunrouter.wire import ether, vnet
 from tunrouter.wire.gso import wire_count
 
 BATCH = 64
@@ -39,8 +40,10 @@ class Loop:
         self._internal_logged = False
         self.taps = ctl_capture.Taps()
         self.on_reload = None             # set by the runner: called between batches
-        # per port: frames start with a virtio-net header, which taps and byte counts leave out
+        # per port: frames start with a virtio-net header, which taps and byte counts leave out,
+        # and the link header's length
         self.vnet = [p.offload for p in router.ports]
+        self.l2len = [ether.HLEN if p.kind is Kind.TAP else 0 for p in router.ports]
         self._reload_pending = False
 
     def request_reload(self) -> None:
@@ -174,9 +177,11 @@ class Loop:
                 c.tx_packets[port] += 1
                 c.tx_bytes[port] += len(frame)
             elif frame[1]:                    # a super-segment: count the segments it becomes
-                packets, size = wire_count(memoryview(frame)[vnet.HLEN:], vnet.unpack(frame)[3])
+                l2len = self.l2len[port]
+                packets, size = wire_count(memoryview(frame)[vnet.HLEN + l2len:],
+                                           vnet.unpack(frame)[3])
                 c.tx_packets[port] += packets
-                c.tx_bytes[port] += size
+                c.tx_bytes[port] += size + packets * l2len
             else:
                 c.tx_packets[port] += 1
                 c.tx_bytes[port] += len(frame) - vnet.HLEN

@@ -57,6 +57,20 @@ def test_ftp_replay_states_and_expectation():
     assert steps[4].diff == []                         # no NAT: nothing rewritten
 
 
+def test_checksums_a_sender_offloaded_do_not_make_packets_invalid():
+    """A capture on an offloading port holds TCP checksums the device had yet to fill in."""
+    helpers, hs = ftp_auto()
+    recs = []
+    for i, p in enumerate(ftp_packets()):
+        b = bytearray(raw(p))
+        b[36:38] = b"\x12\x34"                       # not the packet's checksum
+        recs.append(Record(1000.0 + i, bytes(b)))
+    steps = Replay(recs, helpers, hs).run()
+    assert [s.ctstate for s in steps] == ["NEW", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED",
+                                          "ESTABLISHED", "RELATED"]
+    assert len(steps[4].expects) == 1
+
+
 def test_masquerade_rewrite_shows_as_a_diff():
     wan = "198.18.0.5"
     masq = engine_for("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"

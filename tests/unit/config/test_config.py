@@ -60,11 +60,11 @@ def test_good_lab_fields(tmp_path):
 
 def test_offloads_are_on_for_tun_ports_unless_turned_off(tmp_path):
     lan, wan = load_lab(write(tmp_path, GOOD_LAB)).routers["r"].interfaces
-    assert lan.offload is True and wan.offload is False        # a TAP port has none
+    assert lan.offload is True and wan.offload is True         # TUN and TAP alike
     text = GOOD_LAB.replace('name = "lan0"', 'name = "lan0"\noffload = false')
     r = load_lab(write(tmp_path, text)).routers["r"]
     assert r.interfaces[0].offload is False
-    assert [p.offload for p in build_router(r).ports] == [False, False]
+    assert [p.offload for p in build_router(r).ports] == [False, True]
 
 
 def test_router_file_with_netns(tmp_path):

@@ -2,14 +2,14 @@
 opened with a virtio-net header, passed on whole or finished in software.
 
 The topology: lan0 (TUN, offloads), lan1 (TUN, none), wan0 (TUN, offloads,
-MTU as given).  A partial checksum is built here from the pseudo-header, as a
+MTU as given); for the TAP tests lan1 is a TAP port with offloads.  A partial checksum is built here from the pseudo-header, as a
 sending stack leaves it; what leaves is checked with Scapy.
 """
 import struct
 
 import pytest
 from packets import ip_bytes
-from scapy.all import ICMP, IP, TCP, UDP, Raw, raw
+from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw, raw
 
 from tunrouter.core.hooks import engine_for
 from tunrouter.core.port import Kind, PortSpec
@@ -353,6 +353,71 @@ def test_conntrack_accounting_counts_the_segments_of_a_super_segment():
     assert ct.acct[0] == 1 + 4 and ct.acct[1] == 40 + 4 * 40 + 4000
 
 
-def test_offloads_only_on_tun_ports():
-    with pytest.raises(ValueError, match="TUN ports only"):
-        PortSpec(0, "lan0", Kind.TAP, ip_bytes("10.1.0.1"), 24, mac=b"\2" * 6, offload=True)
+# -- TAP ports ----------------------------------------------------------------
+
+ROUTER_MAC = bytes.fromhex("020000000001")
+H2_MAC = "02:00:00:00:00:22"
+
+
+def make_tap() -> Router:
+    """lan1 as a TAP port with offloads, h2 behind it."""
+    return Router([PortSpec(LAN0, "lan0", Kind.TUN, ip_bytes("10.1.0.1"), 24, offload=True),
+                   PortSpec(LAN1, "lan1", Kind.TAP, ip_bytes("10.2.0.1"), 24, mac=ROUTER_MAC,
+                            offload=True),
+                   PortSpec(WAN, "wan0", Kind.TUN, ip_bytes("203.0.113.1"), 24, offload=True)])
+
+
+def to_router(pkt) -> Ether:
+    return Ether(src=H2_MAC, dst="02:00:00:00:00:01") / pkt
+
+
+def learn_h2(r: Router) -> None:
+    arp = to_router(ARP(op=2, hwsrc=H2_MAC, psrc=H2, hwdst="02:00:00:00:00:01", pdst="10.2.0.1"))
+    assert send(r, LAN1, VNET.pack(0, 0, 0, 0, 0, 0) + raw(arp)) == []
+
+
+def test_tap_partial_checksum_counts_from_the_ethernet_header():
+    r = make_tap()
+    pkt = IP(src=H2, dst=SRV) / UDP(sport=5000, dport=53) / Raw(b"q" * 40)
+    b = partial(pkt)
+    eth = Ether(src=H2_MAC, dst="02:00:00:00:00:01", type=0x0800)
+    frame = VNET.pack(NEEDS_CSUM, 0, 0, 0, 14 + 20, 6) + raw(eth / Raw(b))
+    ((port, out),) = send(r, LAN1, frame)
+    hdr, body = split(out)
+    assert port == WAN and hdr[0] == NEEDS_CSUM and hdr[4:] == (20, 6) and partial_ok(body)
+
+
+def test_super_segment_to_a_tap_port_leaves_whole_behind_its_ethernet_header():
+    r = make_tap()
+    learn_h2(r)
+    seg = data_segment(size=4000, dst=H2)             # picked up mid-stream (nf_conntrack_tcp_loose)
+    ((port, out),) = send(r, LAN0, offloaded(seg, GSO_TCPV4, 1448))
+    hdr, frame = split(out)
+    eth = Ether(frame)
+    assert port == LAN1 and eth.dst == H2_MAC and eth.src == "02:00:00:00:00:01"
+    assert hdr == (NEEDS_CSUM, GSO_TCPV4, 14 + 40, 1448, 14 + 20, 16)
+    assert partial_ok(frame[14:]) and len(frame) == 14 + len(raw(seg))
+
+
+def test_super_segment_to_an_unresolved_tap_neighbour_waits_complete():
+    r = make_tap()
+    seg = data_segment(size=3000, dst=H2)
+    ((port, frame),) = send(r, LAN0, offloaded(seg, GSO_TCPV4, 1448))   # the ARP request only
+    hdr, body = split(frame)
+    assert port == LAN1 and hdr == (0, 0, 0, 0, 0, 0) and Ether(body)[ARP].pdst == H2
+    arp = to_router(ARP(op=2, hwsrc=H2_MAC, psrc=H2, hwdst="02:00:00:00:00:01", pdst="10.2.0.1"))
+    outs = send(r, LAN1, VNET.pack(0, 0, 0, 0, 0, 0) + raw(arp), 0.1)
+    assert [p for p, _ in outs] == [LAN1] * 3
+    for _, frame in outs:
+        hdr, body = split(frame)
+        assert hdr == (0, 0, 0, 0, 0, 0) and whole_ok(body[14:])
+    assert [len(IP(split(f)[1][14:])[TCP].payload) for _, f in outs] == [1448, 1448, 104]
+
+
+def test_arp_replies_on_an_offloading_tap_port_get_an_empty_header():
+    r = make_tap()
+    who = Ether(src=H2_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=H2_MAC, psrc=H2,
+                                                          pdst="10.2.0.1")
+    ((port, frame),) = send(r, LAN1, VNET.pack(0, 0, 0, 0, 0, 0) + raw(who))
+    hdr, body = split(frame)
+    assert port == LAN1 and hdr == (0, 0, 0, 0, 0, 0) and Ether(body)[ARP].op == 2
