@@ -358,8 +358,8 @@ class Router:
                         if ctx is not None:
                             ctx.reread()
             elif ct.status & _SETTLED != IPS_CONFIRMED or ct.masq_port >= 0:
-                done = self._nat(self._nat_pre, _PRE, DST, d, ct, ctinfo, ctx, in_port, "", l2,
-                                 now)
+                done, ctx = self._nat(self._nat_pre, _PRE, DST, d, ct, ctinfo, ctx, in_port, "",
+                                      l2, now)
                 if done is not None:
                     return done
         dst = d.dst
@@ -414,8 +414,8 @@ class Router:
                     if plan is not None:
                         d.src = apply_plan(buf, plan, d.csum == CHECKSUM_PARTIAL)
             elif ct.status & _SETTLED != IPS_CONFIRMED or ct.masq_port >= 0:
-                done = self._nat(self._nat_post, _POST, SRC, d, ct, ctinfo, ctx, in_port,
-                                 self._names[route.port], l2, now, route.port)
+                done, ctx = self._nat(self._nat_post, _POST, SRC, d, ct, ctinfo, ctx, in_port,
+                                      self._names[route.port], l2, now, route.port)
                 if done is not None:
                     return done
             if ct.help is not None or not ct.status & IPS_CONFIRMED:
@@ -540,8 +540,12 @@ class Router:
         return ctx
 
     def _nat(self, engine, hook: Hook, manip: int, d: PacketDesc, ct, ctinfo: CtInfo, ctx,
-             in_port: int | None, out_name: str, l2, now: float, oif: int = -1) -> list | None:
-        """One nat hook for a tracked packet (kernel: nf_nat_inet_fn); None: go on.
+             in_port: int | None, out_name: str, l2, now: float, oif: int = -1) -> tuple:
+        """One nat hook for a tracked packet (kernel: nf_nat_inet_fn).
+
+        Returns (frames, ctx): frames are what to send instead when the packet
+        ends here, None to go on; ctx is the packet's Ctx, made here when the
+        nat chain ran, for the hooks after this one.
 
         engine is the rules when the nat table has a chain at this hook,
         else None: then no binding is made here, but a connection translated
@@ -552,15 +556,15 @@ class Router:
             if not icmp_reply_translation(d.buf, d.hlen, ct, ctinfo is _RELATED_REPLY, manip):
                 # a redirect about a translated connection, or a quote too short to translate
                 redirect = d.buf[d.hlen] == icmp.REDIRECT
-                return self._drop(Drop.NAT_REDIRECT if redirect else Drop.SHORT)
+                return self._drop(Drop.NAT_REDIRECT if redirect else Drop.SHORT), ctx
             self._reread(d, ctx)
-            return None
+            return None, ctx
         direction = 1 if ctinfo is _ESTABLISHED_REPLY or ctinfo is _RELATED_REPLY else 0
         status = ct.status
         if not status & (IPS_CONFIRMED | _NAT_DONE[manip]):
             # The first packet: the nat chain decides (nf_nat_initialized()).
             if engine is None:
-                return None
+                return None, ctx
             ctx = self._ctx_at(ctx, d, ctinfo, ct, in_port, out_name, l2, now)
             v = engine.run(NAT, hook, ctx)
             if v is ACCEPT:
@@ -575,11 +579,12 @@ class Router:
                 if type(v) is Masquerade:
                     ct.masq_port = oif
             else:
-                return self._verdict(v, d, now, originated=in_port is None, related=(ct, ctinfo))
+                return self._verdict(v, d, now, originated=in_port is None,
+                                     related=(ct, ctinfo)), ctx
             if not bound:
-                return self._drop(Drop.NAT_EXHAUSTED)
+                return self._drop(Drop.NAT_EXHAUSTED), ctx
         elif ct.masq_port >= 0 and oif >= 0 and direction == 0 and ct.masq_port != oif:
-            return self._masq_moved(ct, now)
+            return self._masq_moved(ct, now), ctx
         if ct.status & _NAT_BIT[manip][direction]:
             addr = nat_packet(d.buf, ct, direction, manip, d.csum == CHECKSUM_PARTIAL)
             if manip == SRC:
@@ -588,7 +593,7 @@ class Router:
                 d.dst = addr
             if ctx is not None:
                 ctx.reread()
-        return None
+        return None, ctx
 
     # -- helpers --------------------------------------------------------------
 
@@ -939,8 +944,9 @@ class Router:
                 if not nat:
                     continue
                 manip, oif = (DST, -1) if hook is _OUT else (SRC, route.port)
-                done = self._nat(engine, hook, manip, d, ct, ctinfo, ctx, None, out_name, None,
-                                 now, oif)
+                # (a Ctx made by the nat chain is not one for the OUTPUT rules: local is unset)
+                done, _ = self._nat(engine, hook, manip, d, ct, ctinfo, ctx, None, out_name, None,
+                                    now, oif)
                 if done is not None:
                     return
                 continue
@@ -1020,7 +1026,8 @@ class Router:
                 return self._verdict(v, d, now, related=(ct, ctinfo))
         if ct is not None and (ctinfo is not _ESTABLISHED and ctinfo is not _ESTABLISHED_REPLY
                                or ct.status & IPS_NAT_MASK):
-            done = self._nat(self._nat_in, _IN, SRC, d, ct, ctinfo, ctx, d.in_port, "", l2, now)
+            done, ctx = self._nat(self._nat_in, _IN, SRC, d, ct, ctinfo, ctx, d.in_port, "", l2,
+                                  now)
             if done is not None:
                 return done
         if ct is not None:

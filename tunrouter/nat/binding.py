@@ -116,6 +116,10 @@ class Binder:
         Only the port may then change, when the unchanged tuple would clash
         with an existing connection's.
         """
+        if not self.used(invert(ct.reply), ct, now):
+            # what unique_tuple() would return first for this range: the tuple as it is
+            ct.status |= _DONE[manip]
+            return True
         reply = ct.reply
         addr = _addr(reply[1] if manip == SRC else reply[0])
         return self.setup(ct, NatRange(MAP_IPS, addr, addr), manip, now)
