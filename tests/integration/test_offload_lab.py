@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -131,3 +132,27 @@ def test_ports_without_offloads_get_segments_finished_here(tmp_path):
         assert s["ports"]["wan0"]["tx_packets"] >= SIZE // 1500      # one packet per write
         assert s["ports"]["lan1"]["rx_packets"] > frames_handled(s)     # h2 still offloads
         download_both(lab, tmp_path)
+
+
+def test_capture_keeps_super_segments_whole_and_tcpdump_reads_them(home, tmp_path):
+    """On h1's TAP port the frames out are super-segments behind Ethernet, longer than
+    65535 bytes at most: the pcap's snapshot length allows them."""
+    need("curl", "tcpdump")
+    home.wait_listen("web", 80)
+    pcap = tmp_path / "lan0.pcap"
+    p = subprocess.Popen([sys.executable, "-m", "tunrouter", "capture", "--lab", home.name,
+                          "-c", "10", "-d", "out", "-w", str(pcap), "lan0", "tcp"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.7)
+        home.run("h1", "curl", "-sS", "--max-time", "30", "-o", "/dev/null", "http://203.0.113.80/blob.bin")
+        p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out = subprocess.run(["tcpdump", "-nn", "-e", "-r", str(pcap)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    lengths = [int(m) for m in re.findall(r"ethertype IPv4 \(0x0800\), length (\d+):", out.stdout)]
+    assert len(lengths) == 10 and max(lengths) > 1514, lengths

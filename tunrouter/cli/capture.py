@@ -15,7 +15,8 @@ from tunrouter.driver.control import subscribe
 
 PCAP_HEADER = struct.Struct("<IHHiIII")        # magic, v2.4, zone, sigfigs, snaplen, linktype
 PCAP_RECORD = struct.Struct("<IIII")           # seconds, microseconds, captured, original length
-SNAPLEN = 65535
+# tcpdump's own maximum: a 64 KiB super-segment behind an Ethernet header is longer than 65535
+SNAPLEN = 262144
 
 
 def add_parsers(sub, add_target, resolve) -> None:
