@@ -71,6 +71,7 @@ class RouterConfig:
     nflog_dir: Path | None = None     # NFLOG pcap files: <dir>/nflog-<group>.pcap
     helpers: HelperSettings = field(default_factory=HelperSettings)   # [routers.NAME.helpers]
     metrics: tuple[str, int] | None = None    # [routers.NAME.metrics] listen: the Prometheus endpoint
+    busy_poll_us: int = 0        # after a frame, poll without sleeping this long (0: off)
 
 
 @dataclass(frozen=True)
@@ -253,9 +254,11 @@ def _router(path: Path, name: str, data, lab: str | None, hosts: dict[str, HostC
     nflog_dir = (path.parent / nflog_dir if nflog_dir else
                  control.with_name(control.name.removesuffix(".sock") + "-nflog"))
     metrics = _metrics(path, f"{where}.metrics", t.get("metrics", dict, {}))
+    busy_poll_us = t.get("busy_poll_us", int, 0, check=lambda v: None if 0 <= v <= 10_000_000
+                         else f"expected 0 (off) to 10000000 microseconds, got {v}")
     t.done()
     return RouterConfig(name, path, ifaces, routes, control, conntrack, ipfrag, rules, logcfg,
-                        nflog_dir, helpers, metrics)
+                        nflog_dir, helpers, metrics, busy_poll_us)
 
 
 def _metrics(path: Path, key: str, data) -> tuple[str, int] | None:

@@ -2,7 +2,8 @@
 
 What a running router can take without a restart changes: the ruleset (its
 counters and match state carried over where rules are unchanged, as
-iptables-restore does), the conntrack sysctls, the helper settings.  The
+iptables-restore does), the conntrack sysctls, the helper settings, busy
+polling (the runner applies it to the loop).  The
 connection table is kept.  Everything is read and checked first; a file
 that does not load, or that changes what only a restart can (interfaces,
 routes, the control socket, the log and NFLOG sinks, the metrics endpoint,

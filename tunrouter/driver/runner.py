@@ -52,7 +52,7 @@ def serve(cfg: RouterConfig) -> None:
     sink = LogSink(cfg.log.file, cfg.log.format, cfg.name)
     nflog = NflogSink(cfg.nflog_dir)
     loop = Loop(router, [d.fd for d in devices], control, rsock.fileno(), log_notice=_notice_log(),
-                log_sink=sink, nflog_sink=nflog)
+                log_sink=sink, nflog_sink=nflog, busy_poll=cfg.busy_poll_us / 1e6)
     names = [i.name for i in cfg.interfaces]
 
     def stats(_req=None) -> dict:
@@ -72,6 +72,7 @@ def serve(cfg: RouterConfig) -> None:
         """SIGHUP or `tunrouter reload`: the file again, all or nothing (ReloadError says why)."""
         new = reload(router, current[0])
         current[0] = new
+        loop.busy_poll = new.busy_poll_us / 1e6
         rules = str(new.rules.path) if new.rules is not None else None
         log.info("reloaded %s (rules: %s)", new.path, rules or "none")
         return {"reloaded": str(new.path), "rules": rules}
