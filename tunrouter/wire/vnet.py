@@ -1,9 +1,10 @@
-"""The virtio-net header a TUN device opened with IFF_VNET_HDR puts before each packet.
+"""The virtio-net header a TUN or TAP device opened with IFF_VNET_HDR puts before each frame.
 
 struct virtio_net_hdr (include/uapi/linux/virtio_net.h), 10 bytes in the
 host's byte order (legacy virtio, no TUNSETVNETLE): flags, gso_type,
-hdr_len, gso_size, csum_start, csum_offset.  On a TUN device csum_start
-counts from the IPv4 header.
+hdr_len, gso_size, csum_start, csum_offset.  csum_start counts from the
+frame after the header: the IPv4 header on a TUN device, the Ethernet
+header on a TAP device.
 """
 import struct
 
