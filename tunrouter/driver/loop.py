@@ -24,7 +24,7 @@ from tunrouter.wire import ether, vnet
 from tunrouter.wire.gso import wire_count
 
 BATCH = 64
-BUFSIZE = 65536 + 64          # a 64 KiB datagram plus the largest link header
+BUFSIZE = 65536 + 64          # a 64 KiB datagram behind a virtio-net and an Ethernet header
 
 log = logging.getLogger("tunrouter.loop")
 
