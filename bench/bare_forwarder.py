@@ -9,7 +9,11 @@ With --offload both devices are opened with IFF_VNET_HDR and TUNSETOFFLOAD
 (checksums and TSO left undone by the hosts' stacks), and each frame, its
 virtio-net header included, is passed on as it is: the ceiling with offloads.
 
-    bare_forwarder.py [--offload] --side NETNS HOST_ADDRESS/LEN GATEWAY --side NETNS HOST_ADDRESS/LEN GATEWAY
+With --busy-poll US the loop polls without sleeping for that many
+microseconds after the last frame, as tunrouter's busy_poll_us does: the
+latency floor with busy polling.
+
+    bare_forwarder.py [--offload] [--busy-poll US] --side NETNS HOST_ADDRESS/LEN GATEWAY --side NETNS HOST_ADDRESS/LEN GATEWAY
 
 Prints "ready" once both devices are up; exits on SIGTERM or SIGINT, and the
 devices vanish with their file descriptors.
@@ -21,6 +25,7 @@ import os
 import select
 import signal
 import sys
+import time
 
 import pytun
 from pyroute2 import IPRoute, netns
@@ -56,8 +61,8 @@ def open_tun(ns: str, host_address: str, gateway: str, mtu: int, offload: bool) 
     return dev
 
 
-def forward(fd_a: int, fd_b: int) -> None:
-    """Copy packets both ways until a signal ends the process."""
+def forward(fd_a: int, fd_b: int, busy_poll: float) -> None:
+    """Copy packets both ways until a signal ends the process; busy_poll in seconds."""
     peer = {fd_a: fd_b, fd_b: fd_a}
     ep = select.epoll()
     for fd in peer:
@@ -65,9 +70,13 @@ def forward(fd_a: int, fd_b: int) -> None:
     buf = bytearray(BUFSIZE)
     view = memoryview(buf)
     bufs = [buf]
-    readv, write = os.readv, os.write
+    readv, write, clock = os.readv, os.write, time.monotonic
+    last_frame = clock()
     while True:
-        for fd, _ev in ep.poll():
+        events = ep.poll(0.0 if clock() - last_frame < busy_poll else -1)
+        if events:
+            last_frame = clock()
+        for fd, _ev in events:
             out = peer[fd]
             for _ in range(BATCH):
                 try:
@@ -92,6 +101,8 @@ def main() -> int:
                    help="a namespace, the address its device gets, its default gateway (give twice)")
     p.add_argument("--mtu", type=int, default=1500)
     p.add_argument("--offload", action="store_true", help="IFF_VNET_HDR + TUNSETOFFLOAD (TSO)")
+    p.add_argument("--busy-poll", type=int, default=0, metavar="US",
+                   help="poll without sleeping for US microseconds after the last frame")
     args = p.parse_args()
     if len(args.side) != 2:
         p.error("give --side exactly twice")
@@ -102,7 +113,7 @@ def main() -> int:
     b = open_tun(*args.side[1], args.mtu, args.offload)
     print("ready", flush=True)
     try:
-        forward(a.fileno(), b.fileno())
+        forward(a.fileno(), b.fileno(), args.busy_poll / 1e6)
     finally:
         a.close()
         b.close()
