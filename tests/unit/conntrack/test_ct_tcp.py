@@ -9,7 +9,8 @@ import pytest
 from ct_packets import S, Router, Tcp, desc, tcp_seg
 from tunrouter.conntrack.conn import IPS_ASSURED, IPS_DYING, CtInfo
 from tunrouter.conntrack.events import EventType
-from tunrouter.conntrack.proto.tcp import SACK_PERM, WINDOW_SCALE, TcpState, highest_sack, parse_options
+from tunrouter.conntrack.proto.tcp import (END, SACK_PERM, SCALE, SEEN, WINDOW_SCALE, TcpState,
+                                           highest_sack, parse_options)
 
 TUPLES = ("src=10.0.1.2 dst=10.0.2.2 sport=40000 dport=80 "
           "src=10.0.2.2 dst=10.0.1.2 sport=80 dport=40000")
@@ -116,7 +117,7 @@ def test_established_old_data_ignored_not_invalid():
     far_back = (tcp.c - 70_000_000) & 0xFFFFFFFF
     ct, ctinfo = tcp.client("PA", b"y" * 10, seq=far_back)
     assert ctinfo == EST
-    assert ct.seen[0].td_end == tcp.c
+    assert ct.w[END] == tcp.c
 
 
 @pytest.mark.parametrize("sysctl", ["nf_conntrack_tcp_be_liberal"])
@@ -144,7 +145,7 @@ def test_established_window_scale_needs_both_sides():
     tcp = Tcp(Router())
     tcp.client("S")                                  # offers scale 7
     ct, _ = tcp.server("SA", options=[("MSS", 1460)])
-    assert (ct.seen[0].td_scale, ct.seen[1].td_scale) == (0, 0)
+    assert (ct.w[SCALE], ct.w[SEEN + SCALE]) == (0, 0)
 
 
 def test_established_sack_within_sent_data():

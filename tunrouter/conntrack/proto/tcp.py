@@ -16,6 +16,7 @@ Not mirrored: NAT sequence adjustment (nf_ct_seq_offset; comes with the NAT
 helpers), the SYN proxy keep-alive exception and per-rule timeout policies
 (`-j CT --timeout`), which tunrouter does not have.
 """
+import array
 import enum
 import struct
 
@@ -251,77 +252,52 @@ _TS_ONLY = 0x0101080A        # NOP, NOP, TIMESTAMP, length 10: tcp_sack()'s fast
 _WORD = struct.Struct("!I").unpack_from
 
 
-class TcpSeen:
-    """What we have seen of one direction (kernel: struct ip_ct_tcp_state).
-
-    td_end     highest seq + len sent
-    td_maxend  highest ack + window the peer advertised: the right edge
-    td_maxwin  largest window seen (scaled)
-    td_maxack  highest ack sent (valid when MAXACK_SET)
-    td_scale   window scale shift of this direction
-    flags      the per-direction flags above
-    """
-    __slots__ = ("flags", "td_end", "td_maxack", "td_maxend", "td_maxwin", "td_scale")
-
-    def __init__(self):
-        self.td_end = 0
-        self.td_maxend = 0
-        self.td_maxwin = 0
-        self.td_maxack = 0
-        self.td_scale = 0
-        self.flags = 0
-
-    def reset(self) -> None:
-        """kernel: nf_ct_tcp_state_reset(); BE_LIBERAL survives."""
-        self.td_end = self.td_maxend = self.td_maxwin = self.td_maxack = self.td_scale = 0
-        self.flags &= BE_LIBERAL
+# The window state (kernel: struct ip_ct_tcp_state seen[2], and the 32-bit
+# last_* fields of struct ip_ct_tcp) lives in one array of 32-bit words per
+# connection: as slots, its sequence numbers would be a dozen int objects of
+# 28 bytes each, where the array holds them in 4: an established entry takes
+# 613 bytes instead of 977 (bench/conntrack_table.py, 1 M entries).  Reading
+# a word makes an int, about 25 ns against 8 for a slot: some 0.4 µs more
+# per segment in track().  Direction d's words start at d * SEEN:
+END = 0                      # td_end     highest seq + len sent
+MAXEND = 1                   # td_maxend  highest ack + window the peer advertised: the right edge
+MAXWIN = 2                   # td_maxwin  largest window seen (scaled)
+MAXACK = 3                   # td_maxack  highest ack sent (valid when MAXACK_SET)
+SCALE = 4                    # td_scale   window scale shift of this direction
+FLAGS = 5                    # flags      the per-direction flags above
+SEEN = 6
+# The last packet's words, for retransmission counting and the ignore/resync logic:
+LAST_SEQ, LAST_ACK, LAST_END, LAST_WIN = range(2 * SEEN, 2 * SEEN + 4)
+_ZERO_WORDS = array.array("I", bytes(4 * (LAST_WIN + 1)))
 
 
 class TcpConn(Conn):
     """A TCP connection (kernel: struct ip_ct_tcp in nf_conn.proto).
 
     state      the TcpState
-    seen0/1    the TcpSeen of the ORIGINAL and REPLY directions (kernel:
-               seen[0], seen[1]); two slots rather than a tuple, 64 bytes less
-               per entry; `seen` gives the pair where speed does not matter
-    last_*     the last packet, for retransmission counting and for the
-               ignore/resync logic: its class (Seg), direction, seq, ack, end,
-               raw window, the window scale and flags an ignored SYN carried
+    w          the window words above (seen[0], seen[1], last seq, ack, end, raw window)
+    last_*     the rest of the last packet: its class (Seg) and direction, and
+               the window scale and flags an ignored SYN carried
     retrans    how many times the same pure ACK was seen again
     """
-    __slots__ = (
-        "last_ack",
-        "last_dir",
-        "last_end",
-        "last_flags",
-        "last_index",
-        "last_seq",
-        "last_win",
-        "last_wscale",
-        "retrans",
-        "seen0",
-        "seen1",
-        "state",
-    )
+    __slots__ = ("last_dir", "last_flags", "last_index", "last_wscale", "retrans", "state", "w")
 
     def __init__(self, orig: Tuple, reply: Tuple):
         super().__init__(orig, reply)
         self.state = S.NONE
-        self.seen0 = TcpSeen()
-        self.seen1 = TcpSeen()
+        self.w = _ZERO_WORDS[:]
         self.last_index = _NONE
         self.last_dir = 0
-        self.last_seq = 0
-        self.last_ack = 0
-        self.last_end = 0
-        self.last_win = 0
         self.last_wscale = 0
         self.last_flags = 0
         self.retrans = 0
 
-    @property
-    def seen(self) -> tuple[TcpSeen, TcpSeen]:
-        return self.seen0, self.seen1
+
+def _reset(w: array.array, d: int) -> None:
+    """Forget what was seen of the direction whose words start at d
+    (kernel: nf_ct_tcp_state_reset()); BE_LIBERAL survives."""
+    w[d + END] = w[d + MAXEND] = w[d + MAXWIN] = w[d + MAXACK] = w[d + SCALE] = 0
+    w[d + FLAGS] &= BE_LIBERAL
 
 
 def parse_options(buf: memoryview, off: int, length: int) -> tuple[int, int]:
@@ -383,18 +359,21 @@ def highest_sack(buf: memoryview, off: int, length: int, sack: int) -> int:
     return sack
 
 
-def _init_sender(sender: TcpSeen, receiver: TcpSeen, end: int, win: int,
+def _init_sender(w: array.array, snd: int, rcv: int, end: int, win: int,
                  buf: memoryview, opt_off: int, opt_len: int, direction: int) -> None:
-    """A SYN/ACK answering a SYN, or a reply SYN in simultaneous open (kernel: tcp_init_sender)."""
-    sender.td_end = sender.td_maxend = end
-    sender.td_maxwin = win or 1
+    """A SYN/ACK answering a SYN, or a reply SYN in simultaneous open (kernel: tcp_init_sender).
+
+    snd, rcv: where the sender's and the receiver's words start in w.
+    """
+    w[snd + END] = w[snd + MAXEND] = end
+    w[snd + MAXWIN] = win or 1
     if opt_len:
         found, scale = parse_options(buf, opt_off, opt_len)
-        sender.td_scale = scale
-        sender.flags = (sender.flags & BE_LIBERAL) | found
+        w[snd + SCALE] = scale
+        w[snd + FLAGS] = (w[snd + FLAGS] & BE_LIBERAL) | found
     # RFC 7323 §2.2: both sides must send the option to enable scaling either way.
-    if direction == _REPLY and not (sender.flags & WINDOW_SCALE and receiver.flags & WINDOW_SCALE):
-        sender.td_scale = receiver.td_scale = 0
+    if direction == _REPLY and not (w[snd + FLAGS] & WINDOW_SCALE and w[rcv + FLAGS] & WINDOW_SCALE):
+        w[snd + SCALE] = w[rcv + SCALE] = 0
 
 
 def new(orig: Tuple, reply: Tuple, seq: int, flags: int, win: int, datalen: int,
@@ -413,16 +392,17 @@ def new(orig: Tuple, reply: Tuple, seq: int, flags: int, win: int, datalen: int,
     if new_state != sSS and not loose:
         return "invalid new (tcp_loose is off: no mid-stream pick-up)"
     ct = TcpConn(orig, reply)
-    sender = ct.seen0
-    sender.td_end = (seq + datalen + SYN_FIN_LEN[flags]) & M
-    sender.td_maxwin = win or 1
+    w = ct.w                             # the sender is ORIGINAL: its words start at 0
+    end = (seq + datalen + SYN_FIN_LEN[flags]) & M
+    w[END] = end
+    w[MAXWIN] = win or 1
     if new_state == sSS:
-        sender.td_maxend = sender.td_end
+        w[MAXEND] = end
         if opt_len:
-            sender.flags, sender.td_scale = parse_options(buf, opt_off, opt_len)
+            w[FLAGS], w[SCALE] = parse_options(buf, opt_off, opt_len)
     else:
-        sender.td_maxend = (sender.td_end + sender.td_maxwin) & M
-        sender.flags = ct.seen1.flags = SACK_PERM | BE_LIBERAL
+        w[MAXEND] = (end + w[MAXWIN]) & M
+        w[FLAGS] = w[SEEN + FLAGS] = SACK_PERM | BE_LIBERAL
     return ct
 
 
@@ -462,7 +442,7 @@ def packet(ct: TcpConn, direction: int, seq: int, ack: int, flags: int, win: int
     ct.last_dir = direction
     ct.state = _STATES[new_state]
     if old != new_state and new_state == sFW:
-        (ct.seen1 if direction else ct.seen0).flags |= CLOSE_INIT
+        ct.w[direction * SEEN + FLAGS] |= CLOSE_INIT
 
     t = s.tcp_timeouts
     timeout = t[new_state]
@@ -470,9 +450,9 @@ def packet(ct: TcpConn, direction: int, seq: int, ack: int, flags: int, win: int
         timeout = t[_RETRANS]
     elif index == _RST:
         timeout = t[sCL]
-    elif (ct.seen0.flags | ct.seen1.flags) & DATA_UNACKNOWLEDGED and timeout > t[_UNACK]:
+    elif (ct.w[FLAGS] | ct.w[SEEN + FLAGS]) & DATA_UNACKNOWLEDGED and timeout > t[_UNACK]:
         timeout = t[_UNACK]
-    elif ct.last_win == 0 and timeout > t[_RETRANS]:
+    elif ct.w[LAST_WIN] == 0 and timeout > t[_RETRANS]:
         timeout = t[_RETRANS]
 
     status = ct.status
@@ -511,35 +491,36 @@ def _special(ct: TcpConn, direction: int, index: int, old: int, new_state: int, 
         # remote TCP to reopen the connection directly from TIME-WAIT".  The
         # kernel ignores the conditions; it also handles aborted connections
         # (we and the server think one exists, the client starts a new one).
-        if (ct.seen0.flags | ct.seen1.flags) & CLOSE_INIT or (
+        if (ct.w[FLAGS] | ct.w[SEEN + FLAGS]) & CLOSE_INIT or (
                 ct.last_dir == direction and ct.last_index == _RST):
             return REPEAT
         new_state = sIG                  # kernel: fallthrough to the IGNORE case
 
     if new_state == sIG:
+        w = ct.w
         # Our entry may be out of sync, so let through packets that may signal
         # the real connection: a) SYN in ORIGINAL, b) SYN/ACK in REPLY, c) ACK
         # in REPLY after the first SYN.  If one is invalid, the receiver's RST
         # is caught below.
         if (index == _SYNACK and ct.last_index == _SYN and ct.last_dir != direction
-                and ack == ct.last_end):
+                and ack == w[LAST_END]):
             # b) This SYN/ACK acknowledges a SYN we ignored: client and server
             # are in sync, we are not.  Resync from the annotated SYN.
             old = sSS
             new_state = sSR
-            last = ct.seen[ct.last_dir]
-            last.td_end = last.td_maxend = ct.last_end
-            last.td_maxwin = ct.last_win or 1
-            last.td_scale = ct.last_wscale
+            last = ct.last_dir * SEEN
+            w[last + END] = w[last + MAXEND] = w[LAST_END]
+            w[last + MAXWIN] = w[LAST_WIN] or 1
+            w[last + SCALE] = ct.last_wscale
             ct.last_flags &= ~EXP_CHALLENGE_ACK
-            last.flags = ct.last_flags
-            ct.seen[direction].reset()
+            w[last + FLAGS] = ct.last_flags
+            _reset(w, direction * SEEN)
         else:
             ct.last_index = index
             ct.last_dir = direction
-            ct.last_seq = seq
-            ct.last_end = end
-            ct.last_win = win
+            w[LAST_SEQ] = seq
+            w[LAST_END] = end
+            w[LAST_WIN] = win
             if index == _SYN and direction == _ORIGINAL:
                 # a) The client and the server may be in sync but we are not:
                 # note the SYN's options for the resync at b).
@@ -551,7 +532,7 @@ def _special(ct: TcpConn, direction: int, index: int, old: int, new_state: int, 
                     # not be taken as the last ACK of LAST_ACK.
                     ct.last_flags |= EXP_CHALLENGE_ACK
             if old == sSS and index == _ACK and direction == _REPLY:
-                ct.last_ack = ack        # possible challenge ACK answering the SYN
+                w[LAST_ACK] = ack        # possible challenge ACK answering the SYN
             return None                  # accepted; state and timeout unchanged
 
     elif new_state == sIV:
@@ -593,27 +574,29 @@ def _rst_checks(ct: TcpConn, direction: int, seq: int, ack: int, old: int, s) ->
         # fields are stale; accept the RST without checks.
         return 0
     keep = 0
-    peer = ct.seen[direction ^ 1]
-    if peer.flags & MAXACK_SET and ct.last_index != _SYN:
+    w = ct.w
+    peer = (direction ^ 1) * SEEN
+    if w[peer + FLAGS] & MAXACK_SET and ct.last_index != _SYN:
         # (td_maxack might be outdated if we let a SYN through earlier.)
         established = old == sES and ct.status & IPS_ASSURED    # nf_conntrack_tcp_established()
         if seq == 0 and not established:
             return _CHECK_WINDOW         # most likely the answer to a SYN we let through
-        if (seq - peer.td_maxack) & M >= H and not s.tcp_ignore_invalid_rst:
+        maxack = w[peer + MAXACK]
+        if (seq - maxack) & M >= H and not s.tcp_ignore_invalid_rst:
             return None                  # before(seq, td_maxack): invalid RST
-        if not established or seq == peer.td_maxack:
+        if not established or seq == maxack:
             return _CHECK_WINDOW
-        if ct.last_index == _ACK and ct.last_dir == direction and seq == ct.last_end:
+        if ct.last_index == _ACK and ct.last_dir == direction and seq == w[LAST_END]:
             return _CHECK_WINDOW         # the RST ends a train: P seq:end, then R end
         keep = _KEEP_STATE               # inexact: stay ESTABLISHED for a challenge ACK
     status = ct.status
     if (((status & IPS_SEEN_REPLY and ct.last_index == _SYN)
             or (not status & IPS_ASSURED and ct.last_index == _ACK))
-            and ack == ct.last_end):
+            and ack == w[LAST_END]):
         # RST sent to an invalid SYN or ACK we let through at a) or c): skip
         # the window check, the packet may ACK segments we ignored.
         return keep
-    if old == sSS and ct.last_index == _ACK and ct.last_dir == _REPLY and seq == ct.last_ack:
+    if old == sSS and ct.last_index == _ACK and ct.last_dir == _REPLY and seq == w[LAST_ACK]:
         return keep                      # reset answering a challenge ACK we let through
     return _CHECK_WINDOW | keep
 
@@ -648,13 +631,12 @@ def in_window(ct: TcpConn, direction: int, index: int, seq: int, ack: int, win: 
     The kernel writes I as before(seq, td_maxend + 1); !before(a, b + 1) is
     exactly after(a, b), which is one subtraction less here.
     """
-    if direction:
-        sender, receiver = ct.seen1, ct.seen0
-    else:
-        sender, receiver = ct.seen0, ct.seen1
+    w = ct.w
+    snd = direction * SEEN               # where the sender's and the receiver's words start
+    rcv = SEEN - snd
     win_raw = win
     sack = ack
-    if (opt_len and receiver.flags & SACK_PERM
+    if (opt_len and w[rcv + FLAGS] & SACK_PERM
             and (opt_len != 12 or _WORD(buf, opt_off)[0] != _TS_ONLY)):
         sack = highest_sack(buf, opt_off, opt_len, sack)
     if ct.help is not None and ct.help.seqadj is not None:
@@ -663,46 +645,47 @@ def in_window(ct: TcpConn, direction: int, index: int, seq: int, ack: int, win: 
         ack = (ack - shift) & M
         sack = (sack - shift) & M
 
-    if sender.td_maxwin == 0:
+    if w[snd + MAXWIN] == 0:
         # Initialize sender data.
         if flags & SYN:
-            _init_sender(sender, receiver, end, win, buf, opt_off, opt_len, direction)
+            _init_sender(w, snd, rcv, end, win, buf, opt_off, opt_len, direction)
             if not flags & ACK:
                 return None              # simultaneous open
         else:
             # In the middle of a connection whose history is lost to us: use
             # what this packet says.
-            sender.td_end = end
-            swin = win << sender.td_scale
-            sender.td_maxwin = swin or 1
-            sender.td_maxend = (end + sender.td_maxwin) & M
-            if receiver.td_maxwin == 0:
+            w[snd + END] = end
+            swin = (win << w[snd + SCALE]) or 1
+            w[snd + MAXWIN] = swin
+            w[snd + MAXEND] = (end + swin) & M
+            if w[rcv + MAXWIN] == 0:
                 # No traffic the other way yet: make III and IV pass until then.
-                receiver.td_end = receiver.td_maxend = sack
-            elif sack == (receiver.td_end + 1) & M:
-                receiver.td_end = sack   # likely the reply to a keepalive; needed for III
-    elif (flags & SYN and (sender.td_end - end) & M >= H
+                w[rcv + END] = w[rcv + MAXEND] = sack
+            elif sack == (w[rcv + END] + 1) & M:
+                w[rcv + END] = sack      # likely the reply to a keepalive; needed for III
+    elif (flags & SYN and (w[snd + END] - end) & M >= H
           and (ct.state == sSS or ct.state == sSR)):
         # RFC 793: "if a TCP is reinitialized ... then it need not wait at all;
         # it must only be sure to use sequence numbers larger than those
         # recently used."  Re-init this direction as for the first SYN(/ACK).
-        _init_sender(sender, receiver, end, win, buf, opt_off, opt_len, direction)
+        _init_sender(w, snd, rcv, end, win, buf, opt_off, opt_len, direction)
         if direction == _REPLY and not flags & ACK:
             return None
 
     if not flags & ACK:
-        ack = sack = receiver.td_end     # no ACK: pretend it was set and OK
+        ack = sack = w[rcv + END]        # no ACK: pretend it was set and OK
     elif flags & RST and ack == 0:
-        ack = sack = receiver.td_end     # broken stacks set ACK in RST with a zero ack
+        ack = sack = w[rcv + END]        # broken stacks set ACK in RST with a zero ack
 
     if flags & RST and seq == 0 and ct.state == sSS:
-        seq = end = sender.td_end        # RST sent answering a SYN
+        seq = end = w[snd + END]         # RST sent answering a SYN
 
-    s_end = sender.td_end
-    s_maxend = sender.td_maxend
-    s_maxwin = sender.td_maxwin
-    r_end = receiver.td_end
-    r_maxwin = receiver.td_maxwin
+    s_end = w[snd + END]
+    s_maxend = w[snd + MAXEND]
+    s_maxwin = w[snd + MAXWIN]
+    s_flags = w[snd + FLAGS]
+    r_end = w[rcv + END]
+    r_maxwin = w[rcv + MAXWIN]
     # The lower bounds of II and IV: in_recv_win is after(end, low_end),
     # ack_ok is after(sack, low_ack).
     low_end = s_end - r_maxwin - 1
@@ -717,78 +700,79 @@ def in_window(ct: TcpConn, direction: int, index: int, seq: int, ack: int, win: 
             # Work around TCPs that send more than the receive window allows:
             # if only the sequence check fails, advance td_end so that the
             # peer's ACK for this data does not fail III later.
-            sender.td_end = end
-            sender.flags |= DATA_UNACKNOWLEDGED
-            if _liberal(sender, s):
+            w[snd + END] = end
+            w[snd + FLAGS] = s_flags | DATA_UNACKNOWLEDGED
+            if _liberal(s_flags, s):
                 return None
             return _IGNORE, f"{overshot} bytes more than expected"
-        if _liberal(sender, s):
+        if _liberal(s_flags, s):
             return None
         return _INVALID, ("SEQ is over upper bound "
                           f"{(s_maxend + 1) & M} (over the window of the receiver)")
 
     if (r_end - sack) & M >= H:                         # III fails: after(sack, td_end)
-        if _liberal(sender, s):
+        if _liberal(s_flags, s):
             return None
         return _INVALID, f"ACK is over upper bound {(r_end + 1) & M} (ACKed data not seen yet)"
 
     if r_maxwin and (low_end - end) & M < H:            # II fails: !after(end, low_end)
-        if _liberal(sender, s):
+        if _liberal(s_flags, s):
             return None
         return _IGNORE, ("SEQ is under lower bound "
                          f"{low_end & M} (already ACKed data retransmitted)")
 
     if (low_ack - sack) & M < H:                        # IV fails: !after(sack, low_ack)
-        if _liberal(sender, s):
+        if _liberal(s_flags, s):
             return None
         return _IGNORE, ("ignored ACK under lower bound "
                          f"{low_ack & M} (possible overly delayed)")
 
     # Take into account window scaling (RFC 7323).
     if not flags & SYN:
-        win <<= sender.td_scale
+        win <<= w[snd + SCALE]
 
     # Update sender data.
     swin = (win + sack - ack) & M
     if s_maxwin < swin:
-        sender.td_maxwin = swin
+        w[snd + MAXWIN] = swin
     if (s_end - end) & M >= H:                          # after(end, td_end)
-        sender.td_end = end
-        sender.flags |= DATA_UNACKNOWLEDGED
+        w[snd + END] = end
+        s_flags |= DATA_UNACKNOWLEDGED
     if flags & ACK:
-        if not sender.flags & MAXACK_SET:
-            sender.td_maxack = ack
-            sender.flags |= MAXACK_SET
-        elif (sender.td_maxack - ack) & M >= H:         # after(ack, td_maxack)
-            sender.td_maxack = ack
+        if not s_flags & MAXACK_SET:
+            w[snd + MAXACK] = ack
+            s_flags |= MAXACK_SET
+        elif (w[snd + MAXACK] - ack) & M >= H:          # after(ack, td_maxack)
+            w[snd + MAXACK] = ack
+    w[snd + FLAGS] = s_flags
 
     # Update receiver data.
     if r_maxwin and (s_maxend - end) & M >= H:          # after(end, sender.td_maxend)
-        receiver.td_maxwin = (r_maxwin + end - s_maxend) & M
+        w[rcv + MAXWIN] = (r_maxwin + end - s_maxend) & M
     right = sack + win                                  # after(right, td_maxend - 1),
-    if (right - receiver.td_maxend) & M < H:            # i.e. !before(right, td_maxend)
-        receiver.td_maxend = (right if win else right + 1) & M
+    if (right - w[rcv + MAXEND]) & M < H:               # i.e. !before(right, td_maxend)
+        w[rcv + MAXEND] = (right if win else right + 1) & M
     if ack == r_end:
-        receiver.flags &= ~DATA_UNACKNOWLEDGED
+        w[rcv + FLAGS] &= ~DATA_UNACKNOWLEDGED
 
     # Count retransmissions of the same pure ACK.
     if index == _ACK:
-        if (ct.last_dir == direction and ct.last_seq == seq and ct.last_ack == ack
-                and ct.last_end == end and ct.last_win == win_raw):
+        if (ct.last_dir == direction and w[LAST_SEQ] == seq and w[LAST_ACK] == ack
+                and w[LAST_END] == end and w[LAST_WIN] == win_raw):
             ct.retrans += 1
         else:
             ct.last_dir = direction
-            ct.last_seq = seq
-            ct.last_ack = ack
-            ct.last_end = end
-            ct.last_win = win_raw
+            w[LAST_SEQ] = seq
+            w[LAST_ACK] = ack
+            w[LAST_END] = end
+            w[LAST_WIN] = win_raw
             ct.retrans = 0
     return None
 
 
-def _liberal(sender: TcpSeen, s) -> bool:
+def _liberal(sender_flags: int, s) -> bool:
     """kernel: nf_tcp_log_invalid(): a liberal sender or tcp_be_liberal accepts anyway."""
-    return bool(sender.flags & BE_LIBERAL or s.tcp_be_liberal)
+    return bool(sender_flags & BE_LIBERAL or s.tcp_be_liberal)
 
 
 def _handle_invalid(ct: TcpConn, direction: int, index: int, now: float, s) -> None:
