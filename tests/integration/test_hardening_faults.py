@@ -258,7 +258,7 @@ def test_helpers_that_raise_or_loop_are_cut_off_switched_off_and_the_router_forw
     with lab_from(LABS / "home.toml", tmp_path, edit=edit) as lab:
         pid = router_pid(lab)
         assert {"boom", "spin"} <= set(stats(lab)["helpers"]["loaded"])
-        recv = subprocess.Popen(
+        receivers = [subprocess.Popen(
             ["ip", "netns", "exec", lab.ns("web"), sys.executable, "-c",
              "import socket,sys\n"
              "s=socket.socket(2,2);s.settimeout(15)\n"
@@ -266,16 +266,7 @@ def test_helpers_that_raise_or_loop_are_cut_off_switched_off_and_the_router_forw
              "try:\n"
              "  while n<10: s.recv(100); n+=1\n"
              "except OSError: pass\n"
-             "print(n)", "9991"], stdout=subprocess.PIPE, text=True)
-        recv2 = subprocess.Popen(
-            ["ip", "netns", "exec", lab.ns("web"), sys.executable, "-c",
-             "import socket,sys\n"
-             "s=socket.socket(2,2);s.settimeout(15)\n"
-             "s.bind(('0.0.0.0',int(sys.argv[1])));n=0\n"
-             "try:\n"
-             "  while n<10: s.recv(100); n+=1\n"
-             "except OSError: pass\n"
-             "print(n)", "9992"], stdout=subprocess.PIPE, text=True)
+             "print(n)", str(port)], stdout=subprocess.PIPE, text=True) for port in (9991, 9992)]
         try:
             time.sleep(0.5)
             send = ("import socket,time\n"
@@ -284,9 +275,9 @@ def test_helpers_that_raise_or_loop_are_cut_off_switched_off_and_the_router_forw
                     "    s=socket.socket(2,2); s.sendto(b'x'*20, ('203.0.113.80', port)); s.close()\n"
                     "    time.sleep(0.02)\n")
             lab.run("h1", sys.executable, "-c", send, timeout=20)
-            got = [int(recv.communicate(timeout=20)[0] or 0), int(recv2.communicate(timeout=20)[0] or 0)]
+            got = [int(p.communicate(timeout=20)[0] or 0) for p in receivers]
         finally:
-            for p in (recv, recv2):
+            for p in receivers:
                 if p.poll() is None:
                     p.kill()
                     p.wait(timeout=5)
